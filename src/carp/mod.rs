@@ -1,0 +1,2 @@
+//! CARP v2: the election state machine and the wire format.
+pub mod fsm;

@@ -1,0 +1,6 @@
+//! ipfail: a floating-IP failover agent speaking CARP v2.
+//!
+//! The library holds everything the `ipfail` binary is made of, so that the
+//! protocol logic can be tested without sockets (`carp::fsm`, `carp::packet`,
+//! `config`) and end to end in network namespaces (`tests/`).
+pub mod carp;
