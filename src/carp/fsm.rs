@@ -33,8 +33,8 @@ pub struct FsmConfig {
     pub local: IpAddr,
 }
 
-/// The advert fields the bow-out advert carries (DESIGN.md §3 "Graceful stop").
-pub const BOW_OUT: u8 = 255;
+/// advbase and advskew of the bow-out advert (DESIGN.md §3 "Graceful stop").
+pub use super::packet::BOW_OUT;
 
 /// CARP state of a group (RFC 3768 §6.4 names; CARP uses the same three).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,2 +1,4 @@
 //! CARP v2: the election state machine and the wire format.
 pub mod fsm;
+pub mod ipv4;
+pub mod packet;
