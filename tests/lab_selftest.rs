@@ -1,0 +1,3 @@
+mod lab;
+#[path = "lab/selftest.rs"]
+mod selftest;
