@@ -4,3 +4,4 @@
 //! protocol logic can be tested without sockets (`carp::fsm`, `carp::packet`,
 //! `config`) and end to end in network namespaces (`tests/`).
 pub mod carp;
+pub mod config;
