@@ -4,4 +4,9 @@
 //! protocol logic can be tested without sockets (`carp::fsm`, `carp::packet`,
 //! `config`) and end to end in network namespaces (`tests/`).
 pub mod carp;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod ipmgr;
+pub mod probe;
+pub mod sys;

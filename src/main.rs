@@ -1,1 +1,49 @@
-fn main() {}
+//! The `ipfail` binary: parse arguments, run a subcommand, map errors to an
+//! exit code. Everything else lives in the library.
+use clap::Parser;
+use ipfail::cli::{Cli, Command};
+use ipfail::{config, daemon};
+use std::process::ExitCode;
+use tracing::Level;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match config::load(&config) {
+            Ok(cfg) => {
+                print!("{}", cfg.describe());
+                println!("{}: configuration OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ipfail: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Daemon { config, verbose } => {
+            init_logging(if verbose { Level::DEBUG } else { Level::INFO });
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    tracing::error!("refusing to start: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match daemon::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(level: Level) {
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
