@@ -19,14 +19,6 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ipfail"))
 }
 
-/// A scratch directory for this test's configs and logs.
-fn workdir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ipfail-e2e-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create test dir");
-    dir
-}
-
 fn write_config(dir: &Path, host: &str, advskew: u8, extra: &str) -> PathBuf {
     let path = dir.join(format!("{host}.cfg"));
     let text = format!(
@@ -67,7 +59,7 @@ impl Pair {
         let b = lab.add_host("b", "192.0.2.2/24");
         let c = lab.add_host("c", "192.0.2.100/24");
         lab.route_onlink(&c, "203.0.113.0/24");
-        let dir = workdir(test);
+        let dir = lab::workdir(test);
         write_config(&dir, "a", 0, "");
         write_config(&dir, "b", 100, "");
         Pair { lab, a, b, c, dir }
@@ -337,7 +329,7 @@ fn without_privileges_the_daemon_names_what_is_missing() {
     if !lab::require_root() {
         return;
     }
-    let dir = workdir("nopriv");
+    let dir = lab::workdir("nopriv");
     let cfg = write_config(&dir, "a", 0, "");
     let out = std::process::Command::new("setpriv")
         .args([

@@ -678,3 +678,14 @@ impl Drop for Lab {
         }
     }
 }
+
+/// A fresh scratch directory for one test's configs and logs
+/// (`$TMPDIR/ipfail-<pid>-<test>`), emptied if it exists.
+pub fn workdir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ipfail-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create {}: {e}", dir.display());
+    }
+    dir
+}
