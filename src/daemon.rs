@@ -151,6 +151,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
                 group: g.name.clone(),
                 ifname: ip_link.name.clone(),
                 ifindex: ip_link.index,
+                mac,
                 ips: g.ips.clone(),
                 timing,
                 netlink: netlink.clone(),

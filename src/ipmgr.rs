@@ -14,7 +14,7 @@
 
 use crate::config::IpNet;
 use crate::probe::{probe_all, Responder};
-use crate::sys::linux::{AddrChange, ArpSocket, Netlink};
+use crate::sys::linux::{announce_v6, AddrChange, ArpSocket, Netlink};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -69,6 +69,8 @@ pub struct GroupIps {
     pub group: String,
     pub ifname: String,
     pub ifindex: u32,
+    /// MAC of `ifname`, announced as the owner of IPv6 addresses.
+    pub mac: [u8; 6],
     pub ips: Vec<IpNet>,
     pub timing: IpTiming,
     pub netlink: Netlink,
@@ -179,16 +181,18 @@ impl GroupIps {
         Some(conflicts)
     }
 
-    /// One round of gratuitous ARP for `ips` (IPv4 only; IPv6 unsolicited NA
-    /// is not implemented yet).
+    /// One round of announcements for `ips`: gratuitous ARP for IPv4, an
+    /// unsolicited neighbour advertisement for IPv6 (RFC 4861 §7.2.6).
     async fn announce(&self, ips: &[IpAddr]) {
         let mut sent = 0;
         for ip in ips {
-            if let IpAddr::V4(v4) = ip {
-                match self.arp.announce(*v4).await {
-                    Ok(()) => sent += 1,
-                    Err(e) => warn!(group = %self.group, ip = %ip, "gratuitous ARP failed: {e}"),
-                }
+            let result = match ip {
+                IpAddr::V4(v4) => self.arp.announce(*v4).await,
+                IpAddr::V6(v6) => announce_v6(&self.ifname, *v6, self.mac).await,
+            };
+            match result {
+                Ok(()) => sent += 1,
+                Err(e) => warn!(group = %self.group, ip = %ip, "announcement failed: {e}"),
             }
         }
         if let Ok(mut s) = self.status.lock() {

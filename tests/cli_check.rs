@@ -19,7 +19,14 @@ fn the_legacy_file_checks_ok_and_lists_its_groups() {
     let out = check(path);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    for want in ["carp1", "carp2", "igb1", "208.43.48.2", "208.43.48.6", "configuration OK"] {
+    for want in [
+        "carp1",
+        "carp2",
+        "igb1",
+        "208.43.48.2",
+        "208.43.48.6",
+        "configuration OK",
+    ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
 }
@@ -43,9 +50,24 @@ fn an_invalid_file_fails_with_file_and_line() {
     let dir = std::env::temp_dir().join(format!("ipfail-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let cases = [
-        ("range.cfg", "[g]\ninterface = eth0\nips = 192.0.2.1\nvhid = 256\n", 4, "vhid"),
-        ("unknown.cfg", "[g]\ninterface = eth0\nips = 192.0.2.1\nvhdi = 1\n", 4, "vhdi"),
-        ("syntax.cfg", "[g]\ninterface = eth0\nthis line has no separator\n", 3, ""),
+        (
+            "range.cfg",
+            "[g]\ninterface = eth0\nips = 192.0.2.1\nvhid = 256\n",
+            4,
+            "vhid",
+        ),
+        (
+            "unknown.cfg",
+            "[g]\ninterface = eth0\nips = 192.0.2.1\nvhdi = 1\n",
+            4,
+            "vhdi",
+        ),
+        (
+            "syntax.cfg",
+            "[g]\ninterface = eth0\nthis line has no separator\n",
+            3,
+            "",
+        ),
         ("noips.cfg", "[g]\ninterface = eth0\n", 1, "ips"),
     ];
     for (name, body, line, key) in cases {
@@ -57,7 +79,10 @@ fn an_invalid_file_fails_with_file_and_line() {
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
         assert!(stderr.contains(&format!("{p}:{line}:")), "{name}: {stderr}");
         assert!(stderr.contains(key), "{name}: {stderr}");
-        assert!(out.stdout.is_empty(), "{name}: nothing printed on success channel");
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: nothing printed on success channel"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

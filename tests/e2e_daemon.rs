@@ -350,3 +350,59 @@ fn without_privileges_the_daemon_names_what_is_missing() {
         "{err}"
     );
 }
+
+#[test]
+fn ipv6_ips_move_with_the_group_and_are_announced() {
+    if !lab::require_root() {
+        return;
+    }
+    let lab = Lab::new("v6");
+    let a = lab.add_host("a", "192.0.2.1/24");
+    let b = lab.add_host("b", "192.0.2.2/24");
+    let c = lab.add_host("c", "192.0.2.100/24");
+    for (h, v6) in [
+        (&a, "2001:db8::1/64"),
+        (&b, "2001:db8::2/64"),
+        (&c, "2001:db8::100/64"),
+    ] {
+        lab.add_addr(h, v6);
+    }
+    let dir = lab::workdir("v6");
+    let mut pids = Vec::new();
+    for (h, skew) in [(&a, 0), (&b, 100)] {
+        let cfg = dir.join(format!("{}.cfg", h.name));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[ipfail]\ncontrol_socket = {}\nprobe_timeout = 0.2\n\n\
+                 [web6]\ninterface = eth0\nvhid = 6\nadvskew = {skew}\n\
+                 ips : 203.0.113.10\n      2001:db8::10\n",
+                dir.join(format!("{}.sock", h.name)).display()
+            ),
+        )
+        .expect("write config");
+        let cfg = cfg.to_string_lossy().into_owned();
+        let log = dir.join(format!("{}.log", h.name));
+        pids.push(lab.spawn(h, &bin(), &["daemon", "-c", &cfg], &log));
+    }
+    let holds = |h: &Host| lab.has_addr(h, "2001:db8::10") && lab.has_addr(h, "203.0.113.10");
+    lab.wait_until("a holds the v4 and v6 IPs", 10 * SEC, || {
+        holds(&a).then_some(())
+    });
+    let ping6 = |target: &str| {
+        lab.sh(&c, &["ping", "-6", "-c1", "-W1", target])
+            .status
+            .success()
+    };
+    assert!(ping6("2001:db8::10"), "client reaches the v6 IP at a");
+    lab.cut(&a);
+    lab.wait_until("b holds both after the cut", 10 * SEC, || {
+        holds(&b).then_some(())
+    });
+    assert!(!lab.has_addr(&a, "2001:db8::10"), "a released the v6 IP");
+    // The unsolicited NA moved the client's neighbour entry to b.
+    lab.wait_until("client reaches the v6 IP at b", 5 * SEC, || {
+        (ping6("2001:db8::10") && lab.neigh_mac(&c, "2001:db8::10") == Some(b.mac.clone()))
+            .then_some(())
+    });
+}
