@@ -83,7 +83,7 @@ impl Setup {
                 "[ipfail]\ncontrol_socket = {sock}\nprobe_timeout = 0.2\n\n\
                  [web]\ninterface = eth0\nvhid = 10\nadvskew = {skew}\npass = demo\n\
                  hmac_addrs = {first}\nips : {list}\n",
-                sock = dir.join(format!("{h}.sock")).display(),
+                sock = dir.join(h).join("ipfail.sock").display(),
                 first = ips[0],
                 list = ips.join("\n      ")
             );

@@ -36,7 +36,7 @@ fn write_config(dir: &Path, host: &str, advskew: u8, extra: &str) -> PathBuf {
          pass = secret\n\
          {extra}\
          ips : {ips}\n",
-        sock = dir.join(format!("{host}.sock")).display(),
+        sock = dir.join(host).join("ipfail.sock").display(),
         state = dir.join(format!("{host}-state")).display(),
         ips = IPS.join("\n      "),
     );
@@ -377,7 +377,7 @@ fn ipv6_ips_move_with_the_group_and_are_announced() {
                 "[ipfail]\ncontrol_socket = {}\nprobe_timeout = 0.2\n\n\
                  [web6]\ninterface = eth0\nvhid = 6\nadvskew = {skew}\n\
                  ips : 203.0.113.10\n      2001:db8::10\n",
-                dir.join(format!("{}.sock", h.name)).display()
+                dir.join(&h.name).join("ipfail.sock").display()
             ),
         )
         .expect("write config");
