@@ -1,4 +1,4 @@
-//! Command-line interface: `ipfail daemon | check`.
+//! Command-line interface: `ipfail daemon | check | hook`.
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -31,5 +31,28 @@ pub enum Command {
     Check {
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// One shot for devd, udev, ucarp and other notifiers: acquire or release one group's IPs.
+    ///
+    /// Exit status: 0 the group ended in the requested state; 1 some IP could not be
+    /// added or removed (one line per IP says why); 2 usage or config error (nothing
+    /// touched); 3 the running daemon owns the group, or another hook run kept its lock
+    /// for 30 s (nothing touched).
+    Hook {
+        /// The group: a section name (`carp2`) or VHID@IFACE (`2@igb1`, FreeBSD >= 10 devd).
+        #[arg(long, value_name = "NAME")]
+        carp: String,
+        /// LINK_UP or MASTER: take the group's IPs; LINK_DOWN, BACKUP or INIT: release them.
+        #[arg(long, value_name = "EVENT")]
+        action: crate::hook::Event,
+        /// Configuration file (the daemon's; the legacy mas_ip_manager.cfg works as is).
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Say what would be added or removed (the probe still runs); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Skip the probe: take the IPs even if another host still answers for them.
+        #[arg(long)]
+        force: bool,
     },
 }

@@ -97,6 +97,12 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     if !missing.is_empty() {
         return Err(DaemonError::Privileges(missing));
     }
+    // Hold every elected group's lock file for the daemon's whole life, so
+    // `ipfail hook` leaves these groups alone (src/lockfile.rs).
+    let _group_locks = crate::lockfile::hold_for_daemon(&config).map_err(|e| SysError::Io {
+        op: "taking the group locks",
+        source: std::io::Error::other(e),
+    })?;
     let netlink = Netlink::new()?;
     let timing = IpTiming {
         probe_timeout: config.global.probe_timeout,

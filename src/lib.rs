@@ -7,6 +7,8 @@ pub mod carp;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod hook;
 pub mod ipmgr;
+pub mod lockfile;
 pub mod probe;
 pub mod sys;

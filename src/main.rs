@@ -2,7 +2,7 @@
 //! exit code. Everything else lives in the library.
 use clap::Parser;
 use ipfail::cli::{Cli, Command};
-use ipfail::{config, daemon};
+use ipfail::{config, daemon, hook};
 use std::process::ExitCode;
 use tracing::Level;
 
@@ -20,6 +20,24 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Hook {
+            config,
+            carp,
+            action,
+            dry_run,
+            force,
+        } => {
+            // Sys-layer warnings (e.g. ICMP unavailable) go to stderr; the
+            // hook's own report is its stdout lines.
+            init_logging(Level::WARN);
+            ExitCode::from(hook::run(&hook::HookArgs {
+                config,
+                carp,
+                event: action,
+                dry_run,
+                force,
+            }))
+        }
         Command::Daemon { config, verbose } => {
             init_logging(if verbose { Level::DEBUG } else { Level::INFO });
             let cfg = match config::load(&config) {
