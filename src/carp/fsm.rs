@@ -100,6 +100,11 @@ pub enum Reason {
     },
     /// The link of the group's interface lost carrier or went down.
     LinkDown,
+    /// The link came back: wait for a master, as at start.
+    LinkUp,
+    /// The operator demoted the group (`ipfail demote`): a MASTER hands the
+    /// group over as on a graceful stop.
+    Demoted,
     /// The process is stopping.
     Shutdown,
 }
@@ -131,6 +136,8 @@ impl fmt::Display for Reason {
                 "more preferred master {master} (advbase {advbase} advskew {advskew})"
             ),
             Reason::LinkDown => f.write_str("link down"),
+            Reason::LinkUp => f.write_str("link up, waiting for a master"),
+            Reason::Demoted => f.write_str("demoted by the operator: handed the group over"),
             Reason::Shutdown => f.write_str("shutting down"),
         }
     }
@@ -186,6 +193,8 @@ pub struct Fsm {
     /// Last time a MASTER answered a worse advert; limits those answers to one
     /// per own interval, so a misbehaving peer cannot make us flood.
     last_contest: Option<Instant>,
+    /// Operator demotion ([`Fsm::set_demoted`]): advertise as least preferred.
+    demoted: bool,
 }
 
 impl Fsm {
@@ -198,6 +207,7 @@ impl Fsm {
             deadline: None,
             master: None,
             last_contest: None,
+            demoted: false,
         }
     }
 
@@ -222,8 +232,22 @@ impl Fsm {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadline
     }
+    /// The configured advert interval: the cadence of our adverts, also
+    /// while demoted.
     pub fn own_interval(&self) -> Duration {
         advert_interval(self.cfg.advbase, self.cfg.advskew)
+    }
+    pub fn is_demoted(&self) -> bool {
+        self.demoted
+    }
+    /// advbase and advskew our adverts carry: the configured ones, or
+    /// 255/255 while demoted.
+    pub fn advertised(&self) -> (u8, u8) {
+        if self.demoted {
+            (BOW_OUT, BOW_OUT)
+        } else {
+            (self.cfg.advbase, self.cfg.advskew)
+        }
     }
     fn master_down_after(&self) -> Duration {
         master_down_interval(self.cfg.advbase, self.cfg.advskew)
@@ -238,9 +262,40 @@ impl Fsm {
         out
     }
 
-    /// The link came back: the same as a start.
+    /// The link came back: wait for a master, as at start.
     pub fn link_up(&mut self, now: Instant) -> Vec<Action> {
-        self.start(now)
+        let mut out = Vec::new();
+        if self.state == State::Init {
+            self.enter(now, State::Backup, Reason::LinkUp, &mut out);
+        }
+        out
+    }
+
+    /// Operator demotion. A demoted group advertises with advbase and
+    /// advskew 255, which every CARP peer (FreeBSD `carp_input_c`, ucarp,
+    /// this machine) treats as "master will time out" and takes over from at
+    /// once even without preempt, while still advertising at its configured
+    /// rate. A demoted MASTER hands over as on a graceful stop: it releases
+    /// its IPs, becomes BACKUP and sends the 255/255 advert (the driver sends
+    /// an advert that follows a `Release` only once the IPs are gone). A
+    /// demoted BACKUP never preempts and ignores bow-outs (its own takeover
+    /// would only bow out again), but still becomes MASTER when nobody
+    /// advertises for its master-down interval. Promotion makes a lone
+    /// demoted MASTER advertise its real values at once; a BACKUP preempts
+    /// (with `preempt`) on the next advert it hears.
+    pub fn set_demoted(&mut self, now: Instant, demoted: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.demoted == demoted {
+            return out;
+        }
+        self.demoted = demoted;
+        if self.state == State::Master {
+            if demoted {
+                self.enter(now, State::Backup, Reason::Demoted, &mut out);
+            }
+            out.push(self.own_advert());
+        }
+        out
     }
 
     /// The link lost carrier: stop advertising and give the IPs up, since a
@@ -324,7 +379,11 @@ impl Fsm {
                 // FreeBSD carp_input_c, BACKUP: a master that will surely time
                 // out is treated as timed out now; 255/255 is the bow-out.
                 let too_slow = Duration::from_secs(3 * u64::from(self.cfg.advbase));
-                if adv.is_bow_out() {
+                if self.demoted {
+                    // Never take over early: only a silent LAN makes a
+                    // demoted host master (see `set_demoted`).
+                    self.deadline = Some(now + self.master_down_after());
+                } else if adv.is_bow_out() {
                     self.enter(
                         now,
                         State::Master,
@@ -380,16 +439,15 @@ impl Fsm {
     /// Are we preferred over `peer`? Smaller interval wins; an exact tie goes
     /// to the lower source address (DESIGN.md §4).
     fn preferred_over(&self, peer: &PeerAdvert) -> bool {
-        let ours = self.own_interval();
+        let (advbase, advskew) = self.advertised();
+        let ours = advert_interval(advbase, advskew);
         let theirs = peer.interval();
         ours < theirs || (ours == theirs && self.cfg.local < peer.src)
     }
 
     fn own_advert(&self) -> Action {
-        Action::SendAdvert {
-            advbase: self.cfg.advbase,
-            advskew: self.cfg.advskew,
-        }
+        let (advbase, advskew) = self.advertised();
+        Action::SendAdvert { advbase, advskew }
     }
 
     /// The one place state changes: emits the transition and its side effects.
@@ -685,6 +743,124 @@ mod tests {
             .shutdown(t0)
             .iter()
             .any(|a| matches!(a, Action::SendAdvert { .. })));
+    }
+
+    fn become_master(f: &mut Fsm, t0: Instant) -> Instant {
+        f.start(t0);
+        let t = t0 + Duration::from_secs(4);
+        f.handle_timeout(t);
+        assert_eq!(f.state(), State::Master);
+        t
+    }
+
+    #[test]
+    fn demoting_a_master_releases_then_bows_out_and_leaves_it_backup() {
+        let t0 = Instant::now();
+        let mut f = fsm(0, true, t0);
+        let t = become_master(&mut f, t0);
+        let out = f.set_demoted(t, true);
+        assert_eq!(
+            out,
+            vec![
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::Demoted
+                },
+                Action::Release,
+                Action::SendAdvert {
+                    advbase: BOW_OUT,
+                    advskew: BOW_OUT
+                },
+            ],
+            "the IPs go first, then the advert peers take over on"
+        );
+        assert!(f.is_demoted());
+        assert_eq!(f.advertised(), (BOW_OUT, BOW_OUT));
+        assert!(
+            f.set_demoted(t, true).is_empty(),
+            "demoting twice is a no-op"
+        );
+        // The peer that took over advertises; a demoted backup stays backup
+        // even though it is preferred and preempt is on.
+        for i in 1..10u64 {
+            let now = t + Duration::from_secs(i);
+            assert!(f.handle_advert(now, peer(2, 1, 100)).is_empty());
+            assert!(f.handle_timeout(now).is_empty());
+        }
+        assert_eq!(f.state(), State::Backup);
+    }
+
+    #[test]
+    fn a_demoted_backup_ignores_bow_outs_but_takes_a_silent_lan() {
+        let t0 = Instant::now();
+        let mut f = fsm(0, false, t0);
+        f.set_demoted(t0, true);
+        f.start(t0);
+        assert!(
+            f.handle_advert(t0, peer(2, BOW_OUT, BOW_OUT)).is_empty(),
+            "another demoted master must not make us flap"
+        );
+        assert!(f.handle_advert(t0, peer(2, 5, 0)).is_empty(), "too slow");
+        assert_eq!(f.state(), State::Backup);
+        let down = t0 + master_down_interval(1, 0);
+        let out = f.handle_timeout(down);
+        assert_eq!(states(&out), vec![State::Master]);
+        assert!(out.contains(&Action::Acquire));
+        assert!(
+            out.contains(&Action::SendAdvert {
+                advbase: BOW_OUT,
+                advskew: BOW_OUT
+            }),
+            "it advertises as least preferred: {out:?}"
+        );
+        // ... at its configured rate, not every 255 s.
+        assert_eq!(f.next_deadline(), Some(down + Duration::from_secs(1)));
+        // A normal peer coming up takes over at once (bow-out rule) and its
+        // first advert sends us back to BACKUP, even though our configured
+        // advskew 0 beats its 100.
+        let out = f.handle_advert(down + Duration::from_millis(300), peer(2, 1, 100));
+        assert_eq!(states(&out), vec![State::Backup]);
+        assert!(out.contains(&Action::Release));
+    }
+
+    #[test]
+    fn promotion_makes_a_lone_master_advertise_its_values_and_a_backup_preempt() {
+        let t0 = Instant::now();
+        let mut f = fsm(0, true, t0);
+        f.set_demoted(t0, true);
+        let t = become_master(&mut f, t0);
+        assert_eq!(
+            f.set_demoted(t, false),
+            vec![Action::SendAdvert {
+                advbase: 1,
+                advskew: 0
+            }]
+        );
+        assert_eq!(f.state(), State::Master);
+
+        let mut g = fsm(0, true, t0);
+        g.set_demoted(t0, true);
+        g.start(t0);
+        assert!(g.handle_advert(t0, peer(2, 1, 100)).is_empty());
+        assert!(
+            g.set_demoted(t0, false).is_empty(),
+            "nothing to send as backup"
+        );
+        let out = g.handle_advert(t0 + Duration::from_secs(1), peer(2, 1, 100));
+        assert_eq!(states(&out), vec![State::Master]);
+        assert_eq!(g.reason(), &Reason::Preempt { master: ip(2) });
+    }
+
+    #[test]
+    fn link_up_says_so() {
+        let t0 = Instant::now();
+        let mut f = fsm(0, true, t0);
+        f.start(t0);
+        f.link_down(t0);
+        assert_eq!(states(&f.link_up(t0)), vec![State::Backup]);
+        assert_eq!(f.reason().to_string(), "link up, waiting for a master");
+        assert!(f.link_up(t0).is_empty(), "already up");
     }
 
     #[test]
