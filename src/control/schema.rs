@@ -1,0 +1,120 @@
+//! The status document: what `ipfail status --json` prints and the
+//! `status` reply carries. Field names are stable (snake_case); new fields
+//! may be added, none renamed or removed within protocol version 1.
+//! Durations are seconds with millisecond precision; times are Unix seconds.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub v: u64,
+    pub daemon: DaemonInfo,
+    /// Groups with a `vhid`, in file order.
+    pub groups: Vec<GroupStatus>,
+    /// The CARP interfaces, with datagrams rejected before a group was known.
+    pub interfaces: Vec<InterfaceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    /// ipfail version of the daemon.
+    pub version: String,
+    pub started_unix: u64,
+    pub uptime_secs: f64,
+    /// Configuration file the daemon runs (and reloads).
+    pub config: String,
+    pub control_socket: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub vhid: u8,
+    /// `MASTER`, `BACKUP` or `INIT` (link down or not started).
+    pub state: String,
+    pub since_unix: u64,
+    pub state_secs: f64,
+    /// Why the current state was entered, e.g. `master down: no advert for 3.04 s`.
+    pub reason: String,
+    /// Configured values (a demoted group advertises 255/255 instead).
+    pub advbase: u8,
+    pub advskew: u8,
+    pub preempt: bool,
+    pub demoted: bool,
+    /// NIC the IPs live on.
+    pub interface: String,
+    /// NIC the adverts go out on.
+    pub carp_interface: String,
+    /// Our advert source address.
+    pub source: String,
+    /// The master as last heard (this host when MASTER); null if none yet.
+    pub master: Option<MasterStatus>,
+    /// BACKUP: seconds until the master is declared down.
+    pub master_down_in_secs: Option<f64>,
+    /// Every configured IP, in file order.
+    pub ips: Vec<IpStatus>,
+    pub counters: Counters,
+    /// The last advert for this vhid that failed authentication; null if none.
+    pub auth: Option<AuthStatus>,
+    /// State changes in the last 5 minutes, not counting the start.
+    pub flaps_recent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MasterStatus {
+    pub address: String,
+    /// As advertised (255/255 from a demoted or stopping master).
+    pub advbase: u8,
+    pub advskew: u8,
+    /// Seconds since its last advert (ours, when this host is master).
+    pub age_secs: f64,
+    pub this_host: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IpStatus {
+    /// `addr/prefix`.
+    pub ip: String,
+    /// `held`, `absent`, `probing`, `conflict` or `failed`.
+    pub state: String,
+    /// conflict: who answered (`answered ARP from MAC`, `answered ping from
+    /// ADDR`); failed: the error.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub transitions: u64,
+    pub conflicts: u64,
+    pub garps_sent: u64,
+    /// Rejected datagrams by class (`malformed`, `bad_ttl`, `bad_version`,
+    /// `bad_type`, `bad_checksum`, `unknown_vhid`, `auth_failed`,
+    /// `own_advert`); a group counts the ones that name its vhid.
+    pub rejected: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthStatus {
+    /// `pass_differs` or `address_list_differs`.
+    pub kind: String,
+    /// The diagnosis in words.
+    pub last_failure: String,
+    pub last_failure_from: String,
+    pub last_failure_age_secs: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub source: String,
+    pub rejected: BTreeMap<String, u64>,
+}
+
+/// Seconds with millisecond precision.
+pub fn secs(d: std::time::Duration) -> f64 {
+    (d.as_millis() as f64) / 1000.0
+}
