@@ -1,5 +1,5 @@
-//! Command-line interface: `ipfail daemon | check | hook`.
-use clap::{Parser, Subcommand};
+//! Command-line interface: `ipfail daemon | check | hook | status | demote | promote | reload`.
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// The default configuration path: the legacy ip_manager file's location.
@@ -55,4 +55,42 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Show every group's state and why, from the running daemon (or, without one, which
+    /// configured IPs are on this host now).
+    ///
+    /// Exit status: 0 the daemon answered, 1 it did not. With --check: 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN (Nagios/Zabbix plugin convention).
+    Status {
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print the status document as JSON (stable field names; see README).
+        #[arg(long, conflicts_with = "check")]
+        json: bool,
+        /// Print one line and exit with a monitoring plugin's code.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Advertise a group as least preferred so peers take over at once; kept across daemon
+    /// restarts until `ipfail promote`.
+    Demote(Targets),
+    /// Undo `ipfail demote`: a preferred host with preempt takes the group back.
+    Promote(Targets),
+    /// Re-read the configuration and apply what changed (the same as SIGHUP).
+    Reload {
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+/// The groups a demote/promote applies to.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["group", "all"])))]
+pub struct Targets {
+    /// The group (section name).
+    pub group: Option<String>,
+    /// Every group with a vhid.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
 }

@@ -1,20 +1,35 @@
 //! `ipfail daemon`: the one event loop around the per-group state machines.
 //!
 //! Inputs: CARP datagrams (one raw socket per CARP interface, read by a small
-//! task each), the machines' deadlines, link carrier (polled), SIGTERM/SIGINT.
-//! Outputs: adverts on the wire and wishes to each group's IP task
-//! (`ipmgr`). The loop itself never waits on address work or probes.
+//! task each), the machines' deadlines, link carrier (polled), commands from
+//! the control socket (demote, promote, reload), SIGTERM/SIGINT.
+//! Outputs: adverts on the wire, wishes to each group's IP task (`ipmgr`)
+//! and a snapshot of the state for `ipfail status`. The loop itself never
+//! waits on address work, probes or clients: the control socket is served
+//! on a thread of its own (`control::server`), which reads the newest
+//! snapshot and hands commands to the loop through a channel.
+//!
+//! - `apply`: configuration -> running groups, at start and on reload;
+//! - `commands`: demote, promote and reload requests;
+//! - `snapshot`: what `ipfail status` shows.
 
-use crate::carp::fsm::{Action, Fsm, FsmConfig, PeerAdvert};
-use crate::carp::ipv4::{classify_v4, Reject};
-use crate::carp::packet::{Advert, AuthKey};
+mod apply;
+mod commands;
+pub(crate) mod snapshot;
+
+use crate::carp::fsm::{Action, Fsm, PeerAdvert, Reason};
+use crate::carp::ipv4::{classify_v4, split_ipv4, Reject};
+use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
 use crate::config::{Config, Group};
-use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpTiming};
-use crate::sys::linux::{missing_capabilities, ArpSocket, CarpSocket, Netlink, SysError};
-use std::collections::BTreeMap;
+use crate::control::server as control_server;
+use crate::ipmgr::{Desired, GroupIpStatus, IpPlan};
+use crate::sys::linux::{missing_capabilities, CarpSocket, Netlink, SysError};
+use snapshot::Snapshot;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -26,6 +41,14 @@ const LINK_POLL: Duration = Duration::from_millis(100);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// At most one log line per (interface, reject class) in this period.
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long an advert that follows a release (demotion) waits for the IPs
+/// to be gone before it is sent anyway.
+const RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// Counters reach the status snapshot at least this often; state changes
+/// and commands publish at once.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Transition times kept per group for `flaps_recent`.
+const FLAP_MEMORY: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -39,11 +62,15 @@ pub enum DaemonError {
     Group { group: String, source: SysError },
     #[error(transparent)]
     Sys(#[from] SysError),
+    #[error(transparent)]
+    Control(#[from] control_server::ControlError),
+    #[error("{0} (it lists the groups `ipfail demote` took out of service; fix or remove it)")]
+    State(#[from] crate::state::StateError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
 
-/// Counters of one group, shown in logs now and by `ipfail status` later.
+/// Counters of one group, shown in logs and by `ipfail status`.
 #[derive(Clone, Debug, Default)]
 pub struct GroupStats {
     pub adverts_sent: u64,
@@ -57,26 +84,84 @@ struct Iface {
     name: String,
     sock: Arc<CarpSocket>,
     source: Ipv4Addr,
+    /// `source` as configured (`None`: the NIC's first IPv4 address); a
+    /// reload that changes it opens a new socket.
+    configured_source: Option<Ipv4Addr>,
+    /// Indices into `Daemon::groups`.
     groups: Vec<usize>,
     /// Rejected datagrams that belong to no group (e.g. unknown vhid).
     rejected: BTreeMap<&'static str, u64>,
     last_reject_log: BTreeMap<&'static str, Instant>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Iface {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The last advert for a group that failed authentication.
+#[derive(Clone, Debug)]
+struct AuthFailure {
+    diagnosis: AuthDiagnosis,
+    from: Option<Ipv4Addr>,
+    at: Instant,
 }
 
 struct GroupRt {
-    name: String,
+    /// The group's section as applied; a reload compares against it.
+    cfg: Group,
     vhid: u8,
     fsm: Fsm,
     key: AuthKey,
-    iface: usize,
+    /// Key of `Daemon::ifaces`.
+    iface: u64,
     /// Interfaces whose carrier the group needs: the CARP one and the IP one.
     links: Vec<String>,
     link_ok: bool,
+    /// The election was started once; later starts are link-ups.
+    started: bool,
     counter: u64,
     desired: watch::Sender<Desired>,
+    plan: watch::Sender<IpPlan>,
+    /// Epoch of the last release the IP task finished.
+    released: watch::Receiver<u64>,
     task: Option<JoinHandle<()>>,
     stats: GroupStats,
     ip_status: Arc<Mutex<GroupIpStatus>>,
+    last_sent: Option<Instant>,
+    transitions_at: VecDeque<Instant>,
+    auth: Option<AuthFailure>,
+}
+
+/// Everything the loop owns.
+struct Daemon {
+    netlink: Netlink,
+    /// The configuration applied last.
+    config: Config,
+    ifaces: BTreeMap<u64, Iface>,
+    /// Groups with a vhid, in file order.
+    groups: Vec<GroupRt>,
+    next_id: u64,
+    /// For the readers of interfaces a reload adds. Weak, so that the loop
+    /// still sees the channel close when every reader has stopped.
+    rx_tx: mpsc::WeakSender<(u64, Vec<u8>)>,
+    /// The lock files of the groups with a vhid (`ipfail hook` stays away).
+    group_locks: crate::lockfile::DaemonLocks,
+    /// Groups the operator demoted; the control thread persists the list.
+    demoted: BTreeSet<String>,
+    /// Control socket and state directory as bound at start (a reload
+    /// cannot move them).
+    socket: PathBuf,
+    state_dir: PathBuf,
+    started: SystemTime,
+    started_at: Instant,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+    /// Something changed since the last snapshot; `urgent`: a state changed.
+    dirty: bool,
+    urgent: bool,
+    published: Instant,
 }
 
 /// Build the runtime and run until SIGTERM/SIGINT.
@@ -89,6 +174,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 async fn run_async(config: Config) -> Result<(), DaemonError> {
+    // SIGHUP's default action ends the process. Registering a handler now
+    // (tokio keeps it for the process's life) makes an early `systemctl
+    // reload` harmless; the control thread listens for it later.
+    drop(signal(SignalKind::hangup()));
     let carp_groups: Vec<&Group> = config.groups.iter().filter(|g| g.carp.is_some()).collect();
     if carp_groups.is_empty() {
         return Err(DaemonError::NoCarpGroups(config.path.display().to_string()));
@@ -97,121 +186,57 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     if !missing.is_empty() {
         return Err(DaemonError::Privileges(missing));
     }
+    // First, so that a second daemon says so and touches nothing.
+    let listener = control_server::bind(&config.global)?;
     // Hold every elected group's lock file for the daemon's whole life, so
     // `ipfail hook` leaves these groups alone (src/lockfile.rs).
-    let _group_locks = crate::lockfile::hold_for_daemon(&config).map_err(|e| SysError::Io {
+    let group_locks = crate::lockfile::hold_for_daemon(&config).map_err(|e| SysError::Io {
         op: "taking the group locks",
         source: std::io::Error::other(e),
     })?;
     let netlink = Netlink::new()?;
-    let timing = IpTiming {
-        probe_timeout: config.global.probe_timeout,
-        garp_count: config.global.garp_count,
-        garp_interval: config.global.garp_interval,
-        reprobe_interval: config.global.reprobe_interval,
+    let demoted = crate::state::load_demoted(&config.global.state_dir)?;
+    let started = (SystemTime::now(), Instant::now());
+    let socket = config.global.control_socket.clone();
+    let state_dir = config.global.state_dir.clone();
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::empty(
+        config.path.clone(),
+        socket.clone(),
+        state_dir.clone(),
+        started,
+    )));
+    let (rx_tx, mut rx) = mpsc::channel::<(u64, Vec<u8>)>(1024);
+    let mut d = Daemon {
+        netlink,
+        config: config.clone(),
+        ifaces: BTreeMap::new(),
+        groups: Vec::new(),
+        next_id: 0,
+        rx_tx: rx_tx.downgrade(),
+        group_locks,
+        demoted,
+        socket,
+        state_dir,
+        started: started.0,
+        started_at: started.1,
+        snap_tx,
+        dirty: true,
+        urgent: true,
+        published: started.1,
     };
-
-    let mut ifaces: Vec<Iface> = Vec::new();
-    let mut groups: Vec<GroupRt> = Vec::new();
-    let now = Instant::now();
-    for g in carp_groups {
-        let Some(carp) = &g.carp else { continue };
-        let gerr = |source| DaemonError::Group {
-            group: g.name.clone(),
-            source,
-        };
-        let ip_link = netlink.link(&g.interface).await.map_err(gerr)?;
-        let carp_link = netlink.link(&carp.carp_interface).await.map_err(gerr)?;
-        let iface = match ifaces.iter().position(|i| i.name == carp.carp_interface) {
-            Some(i) => i,
-            None => {
-                let source = match carp.source {
-                    Some(s) => s,
-                    None => first_ipv4(&netlink, carp_link.index)
-                        .await
-                        .map_err(gerr)?
-                        .ok_or_else(|| DaemonError::NoSource {
-                            group: g.name.clone(),
-                            iface: carp.carp_interface.clone(),
-                        })?,
-                };
-                let sock =
-                    CarpSocket::open_v4(&carp_link.name, carp_link.index, source).map_err(gerr)?;
-                ifaces.push(Iface {
-                    name: carp_link.name.clone(),
-                    sock: Arc::new(sock),
-                    source,
-                    groups: Vec::new(),
-                    rejected: BTreeMap::new(),
-                    last_reject_log: BTreeMap::new(),
-                });
-                ifaces.len() - 1
-            }
-        };
-        let mac = ip_link.mac.unwrap_or([0; 6]);
-        let arp = ArpSocket::open(ip_link.index, mac).map_err(gerr)?;
-        let ip_status = Arc::new(Mutex::new(GroupIpStatus::default()));
-        let (desired, desired_rx) = watch::channel(Desired::default());
-        let task = tokio::spawn(ipmgr::run(
-            GroupIps {
-                group: g.name.clone(),
-                ifname: ip_link.name.clone(),
-                ifindex: ip_link.index,
-                mac,
-                ips: g.ips.clone(),
-                timing,
-                netlink: netlink.clone(),
-                arp: Arc::new(arp),
-                status: ip_status.clone(),
-            },
-            desired_rx,
-        ));
-        let fsm = Fsm::new(
-            FsmConfig {
-                vhid: carp.vhid,
-                advbase: carp.advbase,
-                advskew: carp.advskew,
-                preempt: carp.preempt,
-                local: IpAddr::V4(ifaces[iface].source),
-            },
-            now,
-        );
-        ifaces[iface].groups.push(groups.len());
-        let mut links = vec![carp.carp_interface.clone()];
-        if g.interface != carp.carp_interface {
-            links.push(g.interface.clone());
-        }
-        info!(
-            group = %g.name, vhid = carp.vhid, advbase = carp.advbase, advskew = carp.advskew,
-            preempt = carp.preempt, dev = %carp.carp_interface, source = %ifaces[iface].source,
-            ips = g.ips.len(), "group configured"
-        );
-        groups.push(GroupRt {
-            name: g.name.clone(),
-            vhid: carp.vhid,
-            fsm,
-            key: AuthKey::new(&carp.pass, &carp.hmac_addrs),
-            iface,
-            links,
-            link_ok: false,
-            counter: initial_counter(groups.len()),
-            desired,
-            task: Some(task),
-            stats: GroupStats::default(),
-            ip_status,
-        });
-    }
-
-    let (rx_tx, mut rx) = mpsc::channel::<(usize, Vec<u8>)>(1024);
-    let mut readers = Vec::new();
-    for (i, iface) in ifaces.iter().enumerate() {
-        readers.push(tokio::spawn(read_adverts(
-            i,
-            iface.sock.clone(),
-            rx_tx.clone(),
-        )));
-    }
+    d.apply_config(config).await?;
+    // From here on only the readers hold the channel open.
     drop(rx_tx);
+    d.publish(true);
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(16);
+    let control = control_server::spawn(
+        listener,
+        control_server::Ctx {
+            snapshot: snap_rx,
+            cmds: cmd_tx,
+            config: d.config.path.clone(),
+        },
+    )?;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| SysError::Io {
         op: "installing the SIGTERM handler",
@@ -223,69 +248,42 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     })?;
     let mut link_tick = tokio::time::interval(LINK_POLL);
     link_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    info!(groups = groups.len(), "ipfail daemon started");
+    let mut cmd_open = true;
+    info!(groups = d.groups.len(), control_socket = %d.socket.display(), "ipfail daemon started");
 
     let stop_signal = loop {
-        let next = groups.iter().filter_map(|g| g.fsm.next_deadline()).min();
+        let next = d.groups.iter().filter_map(|g| g.fsm.next_deadline()).min();
         let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some((i, datagram)) => on_datagram(&mut ifaces, &mut groups, i, &datagram).await,
+                Some((i, datagram)) => d.on_datagram(i, &datagram).await,
                 None => {
                     error!("every CARP socket reader stopped; exiting");
                     break "socket failure";
                 }
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_to)) => {
-                let now = Instant::now();
-                for g in groups.iter_mut() {
-                    let out = g.fsm.handle_timeout(now);
-                    execute(&ifaces, g, out).await;
-                }
+                d.on_timeouts().await;
             }
-            _ = link_tick.tick() => poll_links(&netlink, &ifaces, &mut groups).await,
+            _ = link_tick.tick() => d.poll_links().await,
+            cmd = cmd_rx.recv(), if cmd_open => match cmd {
+                Some(cmd) => d.on_command(cmd).await,
+                None => {
+                    error!("the control socket thread stopped: ipfail status, demote, promote and reload are unavailable");
+                    cmd_open = false;
+                }
+            },
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }
+        d.publish(false);
     };
 
     info!("{stop_signal}: stopping; masters bow out and every group's IPs are removed");
-    // Remove the IPs first and bow out after: a peer that takes over on the
-    // bow-out must find them silent, or it would see a conflict and wait.
-    let now = Instant::now();
-    let mut bow_outs = Vec::new();
-    for g in groups.iter_mut() {
-        let (adverts, rest): (Vec<Action>, Vec<Action>) = g
-            .fsm
-            .shutdown(now)
-            .into_iter()
-            .partition(|a| matches!(a, Action::SendAdvert { .. }));
-        execute(&ifaces, g, rest).await;
-        g.desired.send_modify(|d| d.stop = true);
-        bow_outs.push(adverts);
-    }
-    let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    for (g, adverts) in groups.iter_mut().zip(bow_outs) {
-        if let Some(task) = g.task.take() {
-            if tokio::time::timeout_at(deadline, task).await.is_err() {
-                error!(group = %g.name, "IP removal did not finish in time; check the interface by hand");
-            }
-        }
-        execute(&ifaces, g, adverts).await;
-    }
-    for r in readers {
-        r.abort();
-    }
-    for g in &groups {
-        let (garps, conflicts) = g
-            .ip_status
-            .lock()
-            .map_or((0, 0), |s| (s.garps_sent, s.conflicts));
-        info!(
-            group = %g.name, sent = g.stats.adverts_sent, received = g.stats.adverts_received,
-            transitions = g.stats.transitions, garps, conflicts, "stopped"
-        );
-    }
+    // No more clients: the socket file goes now, so `ipfail status` says
+    // the daemon is not running rather than hanging.
+    control.stop();
+    d.stop().await;
     Ok(())
 }
 
@@ -311,7 +309,7 @@ fn initial_counter(salt: usize) -> u64 {
         ^ (salt as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-async fn read_adverts(i: usize, sock: Arc<CarpSocket>, tx: mpsc::Sender<(usize, Vec<u8>)>) {
+async fn read_adverts(id: u64, sock: Arc<CarpSocket>, tx: mpsc::Sender<(u64, Vec<u8>)>) {
     let mut buf = vec![0u8; 2048];
     let mut errors = 0u32;
     loop {
@@ -319,7 +317,7 @@ async fn read_adverts(i: usize, sock: Arc<CarpSocket>, tx: mpsc::Sender<(usize, 
             Ok(n) => {
                 errors = 0;
                 let data = buf.get(..n).unwrap_or_default().to_vec();
-                if tx.send((i, data)).await.is_err() {
+                if tx.send((id, data)).await.is_err() {
                     return;
                 }
             }
@@ -336,132 +334,278 @@ async fn read_adverts(i: usize, sock: Arc<CarpSocket>, tx: mpsc::Sender<(usize, 
     }
 }
 
-async fn on_datagram(ifaces: &mut [Iface], groups: &mut [GroupRt], i: usize, datagram: &[u8]) {
-    let Some(iface) = ifaces.get_mut(i) else {
-        return;
-    };
-    let own = [iface.source];
-    let result = {
-        let groups_ref = &*groups;
-        let members = &iface.groups;
-        classify_v4(datagram, &own, |vhid| {
-            members
-                .iter()
-                .filter_map(|&gi| groups_ref.get(gi))
-                .find(|g| g.vhid == vhid)
-                .map(|g| &g.key)
-        })
-    };
-    let now = Instant::now();
-    match result {
-        Ok(rx) => {
-            let Some(&gi) = iface
+impl Daemon {
+    async fn on_datagram(&mut self, id: u64, datagram: &[u8]) {
+        let Some(iface) = self.ifaces.get_mut(&id) else {
+            return;
+        };
+        self.dirty = true;
+        let groups = &mut self.groups;
+        let own = [iface.source];
+        let result = {
+            let groups_ref = &*groups;
+            let members = &iface.groups;
+            classify_v4(datagram, &own, |vhid| {
+                members
+                    .iter()
+                    .filter_map(|&gi| groups_ref.get(gi))
+                    .find(|g| g.vhid == vhid)
+                    .map(|g| &g.key)
+            })
+        };
+        let now = Instant::now();
+        let owner_of = |vhid: u8, groups: &[GroupRt]| {
+            iface
                 .groups
                 .iter()
-                .find(|&&gi| groups[gi].vhid == rx.advert.vhid)
-            else {
-                return;
-            };
-            let g = &mut groups[gi];
-            g.stats.adverts_received += 1;
-            debug!(group = %g.name, src = %rx.src, advbase = rx.advert.advbase, advskew = rx.advert.advskew, "advert");
-            let out = g.fsm.handle_advert(
-                now,
-                PeerAdvert {
-                    src: IpAddr::V4(rx.src),
-                    advbase: rx.advert.advbase,
-                    advskew: rx.advert.advskew,
-                },
-            );
-            execute(ifaces, g, out).await;
-        }
-        Err(Reject::OwnAdvert) => {}
-        Err(reject) => {
-            let class = reject.class();
-            // Auth failures belong to the group with that vhid; the rest to the NIC.
-            let owner = match &reject {
-                Reject::AuthFailed { vhid, .. } => iface
-                    .groups
-                    .iter()
-                    .copied()
-                    .find(|&gi| groups[gi].vhid == *vhid),
-                _ => None,
-            };
-            match owner {
-                Some(gi) => *groups[gi].stats.rejected.entry(class.name()).or_default() += 1,
-                None => *iface.rejected.entry(class.name()).or_default() += 1,
+                .copied()
+                .find(|&gi| groups.get(gi).is_some_and(|g| g.vhid == vhid))
+        };
+        match result {
+            Ok(rx) => {
+                let Some(g) = owner_of(rx.advert.vhid, groups).and_then(|gi| groups.get_mut(gi))
+                else {
+                    return;
+                };
+                g.stats.adverts_received += 1;
+                debug!(group = %g.cfg.name, src = %rx.src, advbase = rx.advert.advbase, advskew = rx.advert.advskew, "advert");
+                let out = g.fsm.handle_advert(
+                    now,
+                    PeerAdvert {
+                        src: IpAddr::V4(rx.src),
+                        advbase: rx.advert.advbase,
+                        advskew: rx.advert.advskew,
+                    },
+                );
+                if execute(&self.ifaces, g, out).await {
+                    self.urgent = true;
+                }
             }
-            let due = iface
-                .last_reject_log
-                .get(class.name())
-                .is_none_or(|t| now.saturating_duration_since(*t) >= REJECT_LOG_EVERY);
-            if due {
-                iface.last_reject_log.insert(class.name(), now);
-                let group = owner.map_or("-", |gi| groups[gi].name.as_str());
-                warn!(dev = %iface.name, group, class = class.name(), "rejected CARP datagram: {reject} (logged at most every {}s per class)", REJECT_LOG_EVERY.as_secs());
+            Err(Reject::OwnAdvert) => {}
+            Err(reject) => {
+                let class = reject.class();
+                // Auth failures belong to the group with that vhid; the rest to the NIC.
+                let owner = match &reject {
+                    Reject::AuthFailed { vhid, diagnosis } => {
+                        let gi = owner_of(*vhid, groups);
+                        if let Some(g) = gi.and_then(|gi| groups.get_mut(gi)) {
+                            g.auth = Some(AuthFailure {
+                                diagnosis: diagnosis.clone(),
+                                from: split_ipv4(datagram).ok().map(|(meta, _)| meta.src),
+                                at: now,
+                            });
+                        }
+                        gi
+                    }
+                    _ => None,
+                };
+                match owner.and_then(|gi| groups.get_mut(gi)) {
+                    Some(g) => *g.stats.rejected.entry(class.name()).or_default() += 1,
+                    None => *iface.rejected.entry(class.name()).or_default() += 1,
+                }
+                let due = iface
+                    .last_reject_log
+                    .get(class.name())
+                    .is_none_or(|t| now.saturating_duration_since(*t) >= REJECT_LOG_EVERY);
+                if due {
+                    iface.last_reject_log.insert(class.name(), now);
+                    let group = owner
+                        .and_then(|gi| groups.get(gi))
+                        .map_or("-", |g| g.cfg.name.as_str());
+                    let from = split_ipv4(datagram)
+                        .map_or_else(|_| "?".to_string(), |(meta, _)| meta.src.to_string());
+                    warn!(dev = %iface.name, group, class = class.name(), %from, "rejected CARP datagram: {reject} (logged at most every {}s per class)", REJECT_LOG_EVERY.as_secs());
+                }
             }
         }
     }
+
+    async fn on_timeouts(&mut self) {
+        let now = Instant::now();
+        for g in self.groups.iter_mut() {
+            let out = g.fsm.handle_timeout(now);
+            if out.is_empty() {
+                continue;
+            }
+            self.dirty = true;
+            if execute(&self.ifaces, g, out).await {
+                self.urgent = true;
+            }
+        }
+    }
+
+    async fn poll_links(&mut self) {
+        let mut carrier: BTreeMap<String, bool> = BTreeMap::new();
+        for g in self.groups.iter() {
+            for name in &g.links {
+                if !carrier.contains_key(name) {
+                    let ok = match self.netlink.link(name).await {
+                        Ok(l) => l.up && l.running,
+                        Err(_) => false,
+                    };
+                    carrier.insert(name.clone(), ok);
+                }
+            }
+        }
+        let now = Instant::now();
+        for g in self.groups.iter_mut() {
+            let ok = g
+                .links
+                .iter()
+                .all(|n| carrier.get(n).copied().unwrap_or(false));
+            if ok == g.link_ok {
+                continue;
+            }
+            g.link_ok = ok;
+            let out = if ok {
+                info!(group = %g.cfg.name, links = ?g.links, "link up");
+                if g.started {
+                    g.fsm.link_up(now)
+                } else {
+                    g.started = true;
+                    g.fsm.start(now)
+                }
+            } else {
+                warn!(group = %g.cfg.name, links = ?g.links, "link down (no carrier or interface down)");
+                g.fsm.link_down(now)
+            };
+            self.dirty = true;
+            if execute(&self.ifaces, g, out).await {
+                self.urgent = true;
+            }
+        }
+    }
+
+    /// Graceful stop: every group's IPs go, then masters bow out.
+    async fn stop(&mut self) {
+        // Remove the IPs first and bow out after: a peer that takes over on the
+        // bow-out must find them silent, or it would see a conflict and wait.
+        let now = Instant::now();
+        let mut bow_outs = Vec::new();
+        for g in self.groups.iter_mut() {
+            let (adverts, rest): (Vec<Action>, Vec<Action>) = g
+                .fsm
+                .shutdown(now)
+                .into_iter()
+                .partition(|a| matches!(a, Action::SendAdvert { .. }));
+            execute(&self.ifaces, g, rest).await;
+            g.desired.send_modify(|d| d.stop = true);
+            bow_outs.push(adverts);
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        for (g, adverts) in self.groups.iter_mut().zip(bow_outs) {
+            if let Some(task) = g.task.take() {
+                if tokio::time::timeout_at(deadline, task).await.is_err() {
+                    error!(group = %g.cfg.name, "IP removal did not finish in time; check the interface by hand");
+                }
+            }
+            execute(&self.ifaces, g, adverts).await;
+        }
+        for g in &self.groups {
+            let (garps, conflicts) = g
+                .ip_status
+                .lock()
+                .map_or((0, 0), |s| (s.garps_sent, s.conflicts));
+            info!(
+                group = %g.cfg.name, sent = g.stats.adverts_sent, received = g.stats.adverts_received,
+                transitions = g.stats.transitions, garps, conflicts, "stopped"
+            );
+        }
+        // Dropping the interfaces stops their readers.
+        self.ifaces.clear();
+    }
+
+    /// Publishes a new snapshot for `ipfail status` if something changed:
+    /// at once after a state change, else at most every [`PUBLISH_EVERY`].
+    fn publish(&mut self, force: bool) {
+        let due = self.urgent || self.published.elapsed() >= PUBLISH_EVERY;
+        if !(force || self.dirty && due) {
+            return;
+        }
+        self.snap_tx.send_replace(Arc::new(self.snapshot()));
+        self.dirty = false;
+        self.urgent = false;
+        self.published = Instant::now();
+    }
 }
 
-async fn execute(ifaces: &[Iface], g: &mut GroupRt, actions: Vec<Action>) {
+/// Carries out a machine's actions; returns whether the state changed.
+async fn execute(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt, actions: Vec<Action>) -> bool {
+    let mut transitioned = false;
+    // An advert that follows a release in the same batch (a demotion) goes
+    // out only once the IPs are gone: peers take over on it and must find
+    // the IPs silent, as after a graceful stop.
+    let mut released: Option<u64> = None;
     for action in actions {
         match action {
             Action::Transition { from, to, reason } => {
+                transitioned = true;
                 g.stats.transitions += 1;
-                info!(group = %g.name, vhid = g.vhid, "{from} -> {to}: {reason}");
+                // Starting up is not flapping.
+                if reason != Reason::Startup {
+                    if g.transitions_at.len() >= FLAP_MEMORY {
+                        g.transitions_at.pop_front();
+                    }
+                    g.transitions_at.push_back(Instant::now());
+                }
+                info!(group = %g.cfg.name, vhid = g.vhid, "{from} -> {to}: {reason}");
             }
             Action::SendAdvert { advbase, advskew } => {
                 g.counter = g.counter.wrapping_add(1);
-                let advert = Advert::signed(&g.key, g.vhid, advbase, advskew, g.counter);
-                let Some(iface) = ifaces.get(g.iface) else {
+                let advert = Advert::signed(&g.key, g.vhid, advbase, advskew, g.counter).encode();
+                let Some(iface) = ifaces.get(&g.iface) else {
                     continue;
                 };
-                match iface.sock.send(&advert.encode()).await {
-                    Ok(()) => g.stats.adverts_sent += 1,
-                    Err(e) => warn!(group = %g.name, dev = %iface.name, "sending advert: {e}"),
+                g.last_sent = Some(Instant::now());
+                match released {
+                    Some(epoch) => {
+                        g.stats.adverts_sent += 1;
+                        tokio::spawn(send_after_release(
+                            iface.sock.clone(),
+                            advert,
+                            g.released.clone(),
+                            epoch,
+                            g.cfg.name.clone(),
+                        ));
+                    }
+                    None => match iface.sock.send(&advert).await {
+                        Ok(()) => g.stats.adverts_sent += 1,
+                        Err(e) => {
+                            warn!(group = %g.cfg.name, dev = %iface.name, "sending advert: {e}")
+                        }
+                    },
                 }
             }
             Action::Acquire => g.desired.send_modify(|d| {
                 d.master = true;
                 d.epoch += 1;
             }),
-            Action::Release => g.desired.send_modify(|d| d.master = false),
+            Action::Release => {
+                g.desired.send_modify(|d| d.master = false);
+                released = Some(g.desired.borrow().epoch);
+            }
             Action::Reannounce => g.desired.send_modify(|d| d.announce += 1),
         }
     }
+    transitioned
 }
 
-async fn poll_links(netlink: &Netlink, ifaces: &[Iface], groups: &mut [GroupRt]) {
-    let mut carrier: BTreeMap<String, bool> = BTreeMap::new();
-    for g in groups.iter() {
-        for name in &g.links {
-            if !carrier.contains_key(name) {
-                let ok = match netlink.link(name).await {
-                    Ok(l) => l.up && l.running,
-                    Err(_) => false,
-                };
-                carrier.insert(name.clone(), ok);
-            }
-        }
+/// Sends `advert` once the IP task reports the release of mastership
+/// `epoch` done (or after [`RELEASE_WAIT`]).
+async fn send_after_release(
+    sock: Arc<CarpSocket>,
+    advert: [u8; CARP_LEN],
+    mut released: watch::Receiver<u64>,
+    epoch: u64,
+    group: String,
+) {
+    let waited = tokio::time::timeout(RELEASE_WAIT, released.wait_for(|&e| e >= epoch))
+        .await
+        .map(|r| r.is_ok());
+    if waited.is_err() {
+        warn!(group = %group, "IPs not removed within {RELEASE_WAIT:?}; sending the advert anyway");
     }
-    let now = Instant::now();
-    for g in groups.iter_mut() {
-        let ok = g
-            .links
-            .iter()
-            .all(|n| carrier.get(n).copied().unwrap_or(false));
-        if ok == g.link_ok {
-            continue;
-        }
-        g.link_ok = ok;
-        let out = if ok {
-            info!(group = %g.name, links = ?g.links, "link up");
-            g.fsm.link_up(now)
-        } else {
-            warn!(group = %g.name, links = ?g.links, "link down (no carrier or interface down)");
-            g.fsm.link_down(now)
-        };
-        execute(ifaces, g, out).await;
+    if let Err(e) = sock.send(&advert).await {
+        warn!(group = %group, "sending advert: {e}");
     }
 }

@@ -11,11 +11,18 @@
 //!
 //! A probe in flight is abandoned as soon as the wish changes, so a release
 //! never waits for a probe and an acquire that lost mastership adds nothing.
+//!
+//! A reload replaces the group's [`IpPlan`] (addresses and timing) without
+//! touching the election: the master probes, adds and announces new
+//! addresses and removes dropped ones; a backup removes both if present.
+//! After handling a "not master" wish the task reports the wish's epoch on
+//! its `released` channel, so the daemon can send a bow-out advert only
+//! once the addresses are really gone (peers must find them silent).
 
 use crate::config::IpNet;
 use crate::probe::{probe_all, Responder};
 use crate::sys::linux::{announce_v6, AddrChange, ArpSocket, Netlink};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,12 +63,26 @@ pub struct GroupIpStatus {
 }
 
 /// Timing knobs from the `[ipfail]` section.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpTiming {
     pub probe_timeout: Duration,
     pub garp_count: u32,
     pub garp_interval: Duration,
     pub reprobe_interval: Duration,
+}
+
+/// What a reload may change without restarting the group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpPlan {
+    pub ips: Vec<IpNet>,
+    pub timing: IpTiming,
+}
+
+/// The task's channels besides the wish: plan updates in, release reports out.
+pub struct TaskLinks {
+    pub plan: watch::Receiver<IpPlan>,
+    /// The epoch of the last "not master" wish fully handled (IPs removed).
+    pub released: watch::Sender<u64>,
 }
 
 /// Everything the task needs about its group.
@@ -93,7 +114,12 @@ impl GroupIps {
 
     /// Remove every IP of the group; absent ones are fine (idempotent).
     pub async fn remove_all(&self, why: &str) {
-        for net in &self.ips {
+        self.remove(&self.ips, why).await;
+    }
+
+    /// Remove `nets` from the interface; absent ones are fine (idempotent).
+    async fn remove(&self, nets: &[IpNet], why: &str) {
+        for net in nets {
             match self
                 .netlink
                 .del_addr(self.ifindex, net.addr, net.prefix)
@@ -200,6 +226,31 @@ impl GroupIps {
         }
     }
 
+    /// Switches to `plan`: addresses dropped from the group leave the
+    /// interface (whatever our role) and the status; returns the added ones,
+    /// which the caller acquires (master) or makes sure are absent (backup).
+    async fn replan(&mut self, plan: IpPlan) -> Vec<IpNet> {
+        let old: BTreeSet<IpNet> = self.ips.iter().copied().collect();
+        let new: BTreeSet<IpNet> = plan.ips.iter().copied().collect();
+        let dropped: Vec<IpNet> = old.difference(&new).copied().collect();
+        let added: Vec<IpNet> = new.difference(&old).copied().collect();
+        self.timing = plan.timing;
+        self.ips = plan.ips;
+        if !dropped.is_empty() || !added.is_empty() {
+            info!(group = %self.group, added = added.len(), dropped = dropped.len(), "address list changed by reload");
+        }
+        self.remove(&dropped, "dropped from the group by reload")
+            .await;
+        let kept: BTreeSet<IpAddr> = new.iter().map(|n| n.addr).collect();
+        if let Ok(mut s) = self.status.lock() {
+            s.ips.retain(|ip, _| kept.contains(ip));
+        }
+        for net in &added {
+            self.set(net.addr, IpState::Absent);
+        }
+        added
+    }
+
     fn held(&self) -> Vec<IpAddr> {
         self.status
             .lock()
@@ -215,7 +266,9 @@ impl GroupIps {
 }
 
 /// The per-group task. Ends after a `stop` wish, once the IPs are removed.
-pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>) {
+pub async fn run(mut g: GroupIps, mut desired: watch::Receiver<Desired>, links: TaskLinks) {
+    let TaskLinks { mut plan, released } = links;
+    let mut plan_open = true;
     for net in &g.ips {
         g.set(net.addr, IpState::Absent);
     }
@@ -271,6 +324,15 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>) {
             info!(group = %g.group, count = held.len(), "re-announcing");
             g.announce(&held).await;
         }
+        if !want.master {
+            released.send_if_modified(|e| {
+                let newer = *e < want.epoch;
+                if newer {
+                    *e = want.epoch;
+                }
+                newer
+            });
+        }
         seen = want;
 
         let far = Instant::now() + Duration::from_secs(3600);
@@ -282,6 +344,41 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>) {
                     return;
                 }
             }
+            r = plan.changed(), if plan_open => match r {
+                Ok(()) => {
+                    let new = plan.borrow_and_update().clone();
+                    let added = g.replan(new).await;
+                    pending.retain(|n| g.ips.contains(n));
+                    if pending.is_empty() {
+                        reprobe_at = None;
+                    }
+                    if added.is_empty() {
+                        continue;
+                    }
+                    if !seen.master {
+                        g.remove(&added, "not master").await;
+                        continue;
+                    }
+                    match g.acquire(&added, &mut desired, seen.epoch).await {
+                        Some(conflicts) => pending.extend(conflicts),
+                        // The wish changed mid-probe: retry them right away
+                        // unless the top of the loop releases everything.
+                        None => pending.extend(added),
+                    }
+                    if !pending.is_empty() && reprobe_at.is_none() {
+                        reprobe_delay = FIRST_REPROBE.min(g.timing.reprobe_interval);
+                        reprobe_at = Some(Instant::now() + reprobe_delay);
+                    }
+                    if g.timing.garp_count > 1 {
+                        garp_repeat = Some((
+                            Instant::now() + g.timing.garp_interval,
+                            g.timing.garp_count - 1,
+                            seen.epoch,
+                        ));
+                    }
+                }
+                Err(_) => plan_open = false,
+            },
             _ = sleep_until(reprobe_at.unwrap_or(far)), if reprobe_at.is_some() => {
                 let targets = pending.clone();
                 match g.acquire(&targets, &mut desired, seen.epoch).await {

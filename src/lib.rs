@@ -6,9 +6,12 @@
 pub mod carp;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod hook;
 pub mod ipmgr;
 pub mod lockfile;
 pub mod probe;
+pub mod state;
+pub mod status;
 pub mod sys;

@@ -1,8 +1,9 @@
 //! The `ipfail` binary: parse arguments, run a subcommand, map errors to an
 //! exit code. Everything else lives in the library.
 use clap::Parser;
-use ipfail::cli::{Cli, Command};
-use ipfail::{config, daemon, hook};
+use ipfail::cli::{Cli, Command, Targets};
+use ipfail::control::{client, Request, Target};
+use ipfail::{config, daemon, hook, status};
 use std::process::ExitCode;
 use tracing::Level;
 
@@ -38,6 +39,22 @@ fn main() -> ExitCode {
                 force,
             }))
         }
+        Command::Status {
+            config,
+            json,
+            check,
+        } => ExitCode::from(status::run(&config, json, check)),
+        Command::Demote(t) => {
+            let (config, target) = targets(t);
+            ExitCode::from(client::run_command(&config, &Request::Demote(target)))
+        }
+        Command::Promote(t) => {
+            let (config, target) = targets(t);
+            ExitCode::from(client::run_command(&config, &Request::Promote(target)))
+        }
+        Command::Reload { config } => {
+            ExitCode::from(client::run_command(&config, &Request::Reload))
+        }
         Command::Daemon { config, verbose } => {
             init_logging(if verbose { Level::DEBUG } else { Level::INFO });
             let cfg = match config::load(&config) {
@@ -56,6 +73,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// clap guarantees exactly one of GROUP and --all.
+fn targets(t: Targets) -> (std::path::PathBuf, Target) {
+    let target = match t.group {
+        Some(g) if !t.all => Target::Group(g),
+        _ => Target::All,
+    };
+    (t.config, target)
 }
 
 fn init_logging(level: Level) {

@@ -84,6 +84,10 @@ impl Config {
             }
             None => out.push_str("settings (no [ipfail] section, all defaults):\n"),
         }
+        let group = g
+            .control_group
+            .as_ref()
+            .map(|n| format!("control_group={n}"));
         let settings = [
             format!("control_socket={}", g.control_socket.display()),
             format!("state_dir={}", g.state_dir.display()),
@@ -92,6 +96,7 @@ impl Config {
             format!("garp_interval={}s", fmt_seconds(g.garp_interval)),
             format!("reprobe_interval={}s", fmt_seconds(g.reprobe_interval)),
         ];
+        let settings: Vec<String> = settings.into_iter().chain(group).collect();
         for line in wrap(&settings, WIDTH - 2) {
             let _ = writeln!(out, "  {line}");
         }

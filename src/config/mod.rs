@@ -41,6 +41,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Global {
     pub control_socket: PathBuf,
+    /// Unix group (name or gid) allowed to use the control socket (mode
+    /// 0660); `None`: root only (mode 0600).
+    pub control_group: Option<String>,
     /// Where hook runs keep per-group state and locks.
     pub state_dir: PathBuf,
     /// How long a liveness probe waits for an answer.
@@ -58,6 +61,7 @@ impl Default for Global {
     fn default() -> Self {
         Global {
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            control_group: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             probe_timeout: Duration::from_millis(300),
             garp_count: 3,
@@ -219,6 +223,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         });
     }
     parse_bytes(&bytes, path)
+}
+
+/// The `control_socket` a file names, read leniently: for clients that must
+/// reach a running daemon even when the file no longer validates (someone
+/// is editing it). Falls back to [`DEFAULT_CONTROL_SOCKET`].
+pub fn control_socket_lenient(path: &Path) -> PathBuf {
+    let named = std::fs::File::open(path).ok().and_then(|f| {
+        let mut bytes = Vec::new();
+        f.take(MAX_FILE_SIZE).read_to_end(&mut bytes).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        let ini = ini::parse(&text).ok()?;
+        let global = ini.sections.iter().find(|s| s.name == GLOBAL_SECTION)?;
+        let value = global.get("control_socket")?.value.trim().to_string();
+        let p = PathBuf::from(value);
+        p.is_absolute().then_some(p)
+    });
+    named.unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET))
 }
 
 /// Validates file contents that may not be UTF-8; `path` is for messages.
@@ -409,6 +430,8 @@ pub enum ValueError {
     BadInterface { value: String, why: &'static str },
     #[error("'{value}' is not usable: {why}")]
     BadPath { value: String, why: String },
+    #[error("'{value}' is not a Unix group name or number: {why}")]
+    BadUnixGroup { value: String, why: &'static str },
     #[error(
         "is {len} bytes long; at most {} bytes are allowed (as with ifconfig pass)",
         PASS_MAX_LEN
@@ -533,6 +556,30 @@ ips : 208.43.48.5
             .err()
             .unwrap_or_else(|| panic!("accepted a huge file"));
         assert!(matches!(e, ConfigError::TooLarge { .. }), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_socket_is_found_even_in_a_file_that_does_not_validate() {
+        let dir = std::env::temp_dir().join(format!("ipfail-cfg-sock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("x.cfg");
+        std::fs::write(
+            &file,
+            "[ipfail]\ncontrol_socket = /run/x/y.sock\n[web]\nvhid = 300\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(load(&file).is_err());
+        assert_eq!(control_socket_lenient(&file), Path::new("/run/x/y.sock"));
+        std::fs::write(&file, "[web\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            control_socket_lenient(&file),
+            Path::new(DEFAULT_CONTROL_SOCKET)
+        );
+        assert_eq!(
+            control_socket_lenient(&dir.join("missing")),
+            Path::new(DEFAULT_CONTROL_SOCKET)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -42,8 +42,8 @@ const DAEMON_KEYS: [&str; 7] = [
     "carp_interface",
     "source",
 ];
-const GLOBAL_KEYS_TEXT: &str =
-    "control_socket, state_dir, probe_timeout, garp_count, garp_interval, reprobe_interval";
+const GLOBAL_KEYS_TEXT: &str = "control_socket, control_group, state_dir, probe_timeout, \
+     garp_count, garp_interval, reprobe_interval";
 
 /// Longest Unix socket path that fits `sun_path` with its NUL on every
 /// platform (104 bytes on FreeBSD, 108 on Linux).
@@ -123,6 +123,7 @@ fn build_global(sec: &Section) -> Res<Global> {
         let v = Value::new(sec, entry);
         match entry.key.as_str() {
             "control_socket" => g.control_socket = v.path(Some(SOCKET_PATH_MAX))?,
+            "control_group" => g.control_group = Some(v.unix_group()?),
             "state_dir" => g.state_dir = v.path(None)?,
             "probe_timeout" => g.probe_timeout = v.seconds(ms(50)..=ms(10_000))?,
             "garp_count" => g.garp_count = v.int(1..=20)?,
@@ -446,6 +447,34 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// A group name as useradd/groupadd accept it, or a numeric gid. Whether
+    /// it exists is checked when the daemon creates its socket.
+    fn unix_group(&self) -> Res<String> {
+        let (line, text) = self.non_empty()?;
+        let why = if text.len() > 32 {
+            Some("longer than 32 bytes")
+        } else if text.starts_with('-') {
+            Some("starts with '-'")
+        } else if !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            Some("only letters, digits, '_', '-' and '.' are allowed")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(self.fail(
+                line,
+                ValueError::BadUnixGroup {
+                    value: shown(text),
+                    why,
+                },
+            )),
+            None => Ok(text.to_string()),
+        }
+    }
+
     fn pass(&self) -> Res<Vec<u8>> {
         let (line, text) = self.scalar()?;
         if text.len() > PASS_MAX_LEN {
@@ -752,6 +781,11 @@ mod tests {
              "key 'state_dir' in [ipfail]: 'var/lib/ipfail' is not usable: must be an absolute path"),
             ("interface = igb1",
              &format!("unknown key 'interface' in [ipfail] (known: {GLOBAL_KEYS_TEXT})")),
+            ("control_group = ops team",
+             "key 'control_group' in [ipfail]: 'ops team' is not a Unix group name or number: \
+              only letters, digits, '_', '-' and '.' are allowed"),
+            ("control_group = -wheel",
+             "key 'control_group' in [ipfail]: '-wheel' is not a Unix group name or number: starts with '-'"),
         ];
         for (line, expected) in cases {
             assert_err(
@@ -774,6 +808,10 @@ mod tests {
         ));
         assert_eq!(cfg.global.probe_timeout, Duration::from_millis(50));
         assert_eq!(cfg.global.reprobe_interval, Duration::from_secs(60));
+        assert_eq!(cfg.global.control_group, None);
+        let cfg = ok(&format!("{HEAD}[ipfail]\ncontrol_group = nagios\n"));
+        assert_eq!(cfg.global.control_group.as_deref(), Some("nagios"));
+        assert!(cfg.describe().contains("control_group=nagios"));
     }
 
     #[test]

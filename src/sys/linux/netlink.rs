@@ -106,6 +106,39 @@ impl Netlink {
             .collect())
     }
 
+    /// Every interface (`ip link show`).
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, SysError> {
+        let request = self.handle.link().get().execute();
+        futures::pin_mut!(request);
+        let mut out = Vec::new();
+        loop {
+            match request.try_next().await {
+                Ok(Some(msg)) => out.push(link_info(&msg)),
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(nl_error("list interfaces", "all", e)),
+            }
+        }
+    }
+
+    /// Every address of every interface as (ifindex, address, prefix)
+    /// (`ip addr show`); needs no privilege.
+    pub async fn all_addrs(&self) -> Result<Vec<(u32, IpAddr, u8)>, SysError> {
+        let request = self.handle.address().get().execute();
+        futures::pin_mut!(request);
+        let mut out = Vec::new();
+        loop {
+            match request.try_next().await {
+                Ok(Some(msg)) => {
+                    if let Some(e) = addr_entry(&msg) {
+                        out.push((msg.header.index, e.addr, e.prefix));
+                    }
+                }
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(nl_error("list addresses", "all interfaces", e)),
+            }
+        }
+    }
+
     async fn addr_entries(&self, ifindex: u32) -> Result<Vec<AddrEntry>, SysError> {
         let request = self
             .handle

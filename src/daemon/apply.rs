@@ -1,0 +1,589 @@
+//! Configuration -> running groups, at start (every group is new) and on
+//! reload (`ipfail reload`, SIGHUP), where only what changed is touched:
+//!
+//! - same election settings: the group keeps its state machine, its IP task
+//!   and its IPs (no blip). A changed `pass` or `hmac_addrs` (which follows
+//!   `ips` unless set) replaces the HMAC key; changed `ips` or `[ipfail]`
+//!   timings go to the IP task, where a master probes, adds and announces
+//!   new IPs and removes dropped ones;
+//! - other CARP settings (`vhid`, `advbase`, `advskew`, `preempt`,
+//!   `interface`, `carp_interface`, `source`): the group restarts: it
+//!   releases its IPs (a master bows out once they are gone) and a new
+//!   machine starts INIT -> BACKUP;
+//! - removed groups release and stop; added ones start.
+//!
+//! Everything that can fail (interface lookups, sockets) is prepared before
+//! anything changes, so a failed reload leaves the daemon as it was.
+
+use super::{
+    execute, initial_counter, read_adverts, AuthFailure, Daemon, DaemonError, GroupRt, GroupStats,
+    Iface, STOP_GRACE,
+};
+use crate::carp::fsm::{Action, Fsm, FsmConfig};
+use crate::carp::packet::{Advert, AuthKey};
+use crate::config::{Carp, Config, Global, Group};
+use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpPlan, IpTiming, TaskLinks};
+use crate::sys::linux::{ArpSocket, CarpSocket, LinkInfo};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// A CARP interface whose socket is open but not yet in use.
+struct NewIface {
+    link: LinkInfo,
+    sock: CarpSocket,
+    source: Ipv4Addr,
+    configured_source: Option<Ipv4Addr>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IfaceRef {
+    Existing(u64),
+    New(usize),
+}
+
+/// What to do with one group of the new configuration.
+enum Step {
+    /// Same election: update in place (`old` indexes the running groups).
+    Keep {
+        old: usize,
+        group: Group,
+    },
+    Start(Box<Starting>),
+}
+
+/// A new machine to start, replacing `old` (with the reason) if given.
+struct Starting {
+    group: Group,
+    carp: Carp,
+    old: Option<(usize, String)>,
+    ip_link: LinkInfo,
+    arp: ArpSocket,
+    iface: IfaceRef,
+}
+
+fn timing(g: &Global) -> IpTiming {
+    IpTiming {
+        probe_timeout: g.probe_timeout,
+        garp_count: g.garp_count,
+        garp_interval: g.garp_interval,
+        reprobe_interval: g.reprobe_interval,
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Why a group running as `old` cannot keep running under `new`; `None`
+/// if it can (only `ips`, `pass`, `hmac_addrs` differ). `same_socket`: its
+/// CARP interface keeps its socket and advert source.
+fn restart_reason(old: &Group, new: &Group, same_socket: bool) -> Option<String> {
+    let (Some(a), Some(b)) = (&old.carp, &new.carp) else {
+        return Some("vhid added or removed".into());
+    };
+    let mut why = Vec::new();
+    let mut differs = |what: &str, x: String, y: String| {
+        if x != y {
+            why.push(format!("{what} {x} -> {y}"));
+        }
+    };
+    differs("vhid", a.vhid.to_string(), b.vhid.to_string());
+    differs("advbase", a.advbase.to_string(), b.advbase.to_string());
+    differs("advskew", a.advskew.to_string(), b.advskew.to_string());
+    differs(
+        "preempt",
+        yes_no(a.preempt).into(),
+        yes_no(b.preempt).into(),
+    );
+    differs("interface", old.interface.clone(), new.interface.clone());
+    differs(
+        "carp_interface",
+        a.carp_interface.clone(),
+        b.carp_interface.clone(),
+    );
+    let src =
+        |s: Option<Ipv4Addr>| s.map_or_else(|| "(first address)".to_string(), |s| s.to_string());
+    differs("source", src(a.source), src(b.source));
+    if why.is_empty() && !same_socket {
+        why.push(format!(
+            "the advert source of {} changed (set by the first group on it)",
+            b.carp_interface
+        ));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+impl Daemon {
+    /// Makes the running groups match `new`. Returns one line per group
+    /// (and per daemon-wide change) saying what happened.
+    pub(super) async fn apply_config(&mut self, new: Config) -> Result<Vec<String>, DaemonError> {
+        let first = self.groups.is_empty();
+        let wanted: Vec<(Group, Carp)> = new
+            .carp_groups()
+            .filter_map(|g| g.carp.clone().map(|c| (g.clone(), c)))
+            .collect();
+        if wanted.is_empty() {
+            return Err(DaemonError::NoCarpGroups(new.path.display().to_string()));
+        }
+
+        // Phase 1: everything that can fail.
+        let mut iface_of: BTreeMap<String, IfaceRef> = BTreeMap::new();
+        let mut new_ifaces: Vec<NewIface> = Vec::new();
+        for (g, carp) in &wanted {
+            if iface_of.contains_key(&carp.carp_interface) {
+                continue;
+            }
+            // The first group on an interface sets its advert source.
+            let reuse = self
+                .ifaces
+                .iter()
+                .find(|(_, i)| i.name == carp.carp_interface && i.configured_source == carp.source);
+            let r = match reuse {
+                Some((id, _)) => IfaceRef::Existing(*id),
+                None => {
+                    new_ifaces.push(self.open_iface(g, carp).await?);
+                    IfaceRef::New(new_ifaces.len() - 1)
+                }
+            };
+            iface_of.insert(carp.carp_interface.clone(), r);
+        }
+        let mut steps = Vec::new();
+        for (g, carp) in wanted {
+            let iface = iface_of
+                .get(&carp.carp_interface)
+                .copied()
+                .unwrap_or(IfaceRef::New(usize::MAX));
+            let old = self.groups.iter().position(|o| o.cfg.name == g.name);
+            let why = old.and_then(|o| {
+                self.groups
+                    .get(o)
+                    .and_then(|og| {
+                        restart_reason(&og.cfg, &g, iface == IfaceRef::Existing(og.iface))
+                    })
+                    .map(|why| (o, why))
+            });
+            match (old, why) {
+                (Some(old), None) => steps.push(Step::Keep { old, group: g }),
+                (_, old) => {
+                    let gerr = |source| DaemonError::Group {
+                        group: g.name.clone(),
+                        source,
+                    };
+                    let ip_link = self.netlink.link(&g.interface).await.map_err(gerr)?;
+                    self.netlink
+                        .link(&carp.carp_interface)
+                        .await
+                        .map_err(gerr)?;
+                    let arp = ArpSocket::open(ip_link.index, ip_link.mac.unwrap_or([0; 6]))
+                        .map_err(gerr)?;
+                    steps.push(Step::Start(Box::new(Starting {
+                        group: g,
+                        carp,
+                        old,
+                        ip_link,
+                        arp,
+                        iface,
+                    })));
+                }
+            }
+        }
+
+        // Phase 2: apply; nothing fails from here on.
+        let now = Instant::now();
+        let timing = timing(&new.global);
+        let mut report = Vec::new();
+        let mut new_ids = Vec::new();
+        for ni in new_ifaces {
+            let id = self.next_id;
+            self.next_id += 1;
+            let sock = Arc::new(ni.sock);
+            let reader = match self.rx_tx.upgrade() {
+                Some(tx) => tokio::spawn(read_adverts(id, sock.clone(), tx)),
+                None => {
+                    error!(dev = %ni.link.name, "the receive channel is closed; adverts on this interface are not read");
+                    tokio::spawn(async {})
+                }
+            };
+            self.ifaces.insert(
+                id,
+                Iface {
+                    name: ni.link.name,
+                    sock,
+                    source: ni.source,
+                    configured_source: ni.configured_source,
+                    groups: Vec::new(),
+                    rejected: BTreeMap::new(),
+                    last_reject_log: BTreeMap::new(),
+                    reader,
+                },
+            );
+            new_ids.push(id);
+        }
+        let mut old_groups: Vec<Option<GroupRt>> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut groups = Vec::new();
+        for step in steps {
+            match step {
+                Step::Keep { old, group } => {
+                    let Some(mut g) = old_groups.get_mut(old).and_then(Option::take) else {
+                        continue;
+                    };
+                    report.push(self.update_kept(&mut g, group, timing));
+                    groups.push(g);
+                }
+                Step::Start(start) => {
+                    let Starting {
+                        group,
+                        carp,
+                        old,
+                        ip_link,
+                        arp,
+                        iface,
+                    } = *start;
+                    let replaced = old.and_then(|(o, why)| {
+                        old_groups
+                            .get_mut(o)
+                            .and_then(Option::take)
+                            .map(|g| (g, why))
+                    });
+                    match replaced {
+                        Some((g, why)) => {
+                            report.push(format!("{}: restarted ({why})", group.name));
+                            self.retire(g, &format!("restarting it: {why}")).await;
+                        }
+                        None if !first => report.push(format!("{}: added", group.name)),
+                        None => {}
+                    }
+                    let iface = match iface {
+                        IfaceRef::Existing(id) => id,
+                        IfaceRef::New(i) => new_ids.get(i).copied().unwrap_or(u64::MAX),
+                    };
+                    groups.push(self.start_group(group, carp, ip_link, arp, iface, timing, now));
+                }
+            }
+        }
+        for g in old_groups.into_iter().flatten() {
+            report.push(format!("{}: removed", g.cfg.name));
+            self.retire(g, "it is no longer in the configuration").await;
+        }
+        self.groups = groups;
+        // Interfaces no group uses any more close (dropping one stops its reader).
+        let used: BTreeSet<u64> = self.groups.iter().map(|g| g.iface).collect();
+        self.ifaces.retain(|id, _| used.contains(id));
+        for i in self.ifaces.values_mut() {
+            i.groups.clear();
+        }
+        for (gi, g) in self.groups.iter().enumerate() {
+            if let Some(i) = self.ifaces.get_mut(&g.iface) {
+                i.groups.push(gi);
+            }
+        }
+        report.extend(global_changes(&self.config.global, &new.global));
+        self.config = new;
+        self.dirty = true;
+        self.urgent = true;
+        Ok(report)
+    }
+
+    async fn open_iface(&self, g: &Group, carp: &Carp) -> Result<NewIface, DaemonError> {
+        let gerr = |source| DaemonError::Group {
+            group: g.name.clone(),
+            source,
+        };
+        let link = self
+            .netlink
+            .link(&carp.carp_interface)
+            .await
+            .map_err(gerr)?;
+        let source = match carp.source {
+            Some(s) => s,
+            None => super::first_ipv4(&self.netlink, link.index)
+                .await
+                .map_err(gerr)?
+                .ok_or_else(|| DaemonError::NoSource {
+                    group: g.name.clone(),
+                    iface: carp.carp_interface.clone(),
+                })?,
+        };
+        let sock = CarpSocket::open_v4(&link.name, link.index, source).map_err(gerr)?;
+        Ok(NewIface {
+            link,
+            sock,
+            source,
+            configured_source: carp.source,
+        })
+    }
+
+    /// A group whose election settings did not change: new key, addresses
+    /// and timings take effect in place.
+    fn update_kept(&self, g: &mut GroupRt, new: Group, timing: IpTiming) -> String {
+        let mut what = Vec::new();
+        let old: BTreeSet<_> = g.cfg.ips.iter().collect();
+        let now: BTreeSet<_> = new.ips.iter().collect();
+        let added = now.difference(&old).count();
+        let dropped = old.difference(&now).count();
+        if added + dropped > 0 {
+            what.push(format!("ips +{added} -{dropped}"));
+        }
+        if let (Some(a), Some(b)) = (&g.cfg.carp, &new.carp) {
+            if a.pass != b.pass || a.hmac_addrs != b.hmac_addrs {
+                g.key = AuthKey::new(&b.pass, &b.hmac_addrs);
+                // Failures judged with the old key no longer say anything.
+                g.auth = None::<AuthFailure>;
+                let changed = if a.pass != b.pass {
+                    "new pass"
+                } else {
+                    "the advert HMAC covers a new address list"
+                };
+                what.push(format!(
+                    "{changed} (reload the peers too, within {:.0} s)",
+                    3.0 * f64::from(b.advbase)
+                ));
+            }
+        }
+        let plan = IpPlan {
+            ips: new.ips.clone(),
+            timing,
+        };
+        g.plan.send_if_modified(|p| {
+            let changed = *p != plan;
+            if changed {
+                *p = plan;
+            }
+            changed
+        });
+        let line = if what.is_empty() {
+            format!("{}: unchanged", new.name)
+        } else {
+            format!("{}: {}; still {}", new.name, what.join(", "), g.fsm.state())
+        };
+        g.cfg = new;
+        line
+    }
+
+    /// A new group: its IP task and its machine (in INIT; the next link
+    /// poll starts it).
+    #[allow(clippy::too_many_arguments)]
+    fn start_group(
+        &mut self,
+        g: Group,
+        carp: Carp,
+        ip_link: LinkInfo,
+        arp: ArpSocket,
+        iface: u64,
+        timing: IpTiming,
+        now: Instant,
+    ) -> GroupRt {
+        let ip_status = Arc::new(Mutex::new(GroupIpStatus::default()));
+        let (desired, desired_rx) = watch::channel(Desired::default());
+        let plan = IpPlan {
+            ips: g.ips.clone(),
+            timing,
+        };
+        let (plan_tx, plan_rx) = watch::channel(plan);
+        let (released_tx, released_rx) = watch::channel(0u64);
+        let task = tokio::spawn(ipmgr::run(
+            GroupIps {
+                group: g.name.clone(),
+                ifname: ip_link.name.clone(),
+                ifindex: ip_link.index,
+                mac: ip_link.mac.unwrap_or([0; 6]),
+                ips: g.ips.clone(),
+                timing,
+                netlink: self.netlink.clone(),
+                arp: Arc::new(arp),
+                status: ip_status.clone(),
+            },
+            desired_rx,
+            TaskLinks {
+                plan: plan_rx,
+                released: released_tx,
+            },
+        ));
+        let source = self
+            .ifaces
+            .get(&iface)
+            .map_or(Ipv4Addr::UNSPECIFIED, |i| i.source);
+        let mut fsm = Fsm::new(
+            FsmConfig {
+                vhid: carp.vhid,
+                advbase: carp.advbase,
+                advskew: carp.advskew,
+                preempt: carp.preempt,
+                local: IpAddr::V4(source),
+            },
+            now,
+        );
+        if self.demoted.contains(&g.name) {
+            // In INIT this only sets the flag: no actions.
+            fsm.set_demoted(now, true);
+            warn!(group = %g.name, "demoted (listed in {}): advertising as least preferred until `ipfail promote {}`",
+                crate::state::demoted_path(&self.state_dir).display(), g.name);
+        }
+        let mut links = vec![carp.carp_interface.clone()];
+        if g.interface != carp.carp_interface {
+            links.push(g.interface.clone());
+        }
+        info!(
+            group = %g.name, vhid = carp.vhid, advbase = carp.advbase, advskew = carp.advskew,
+            preempt = carp.preempt, dev = %carp.carp_interface, source = %source,
+            ips = g.ips.len(), "group configured"
+        );
+        self.next_id += 1;
+        GroupRt {
+            vhid: carp.vhid,
+            fsm,
+            key: AuthKey::new(&carp.pass, &carp.hmac_addrs),
+            iface,
+            links,
+            link_ok: false,
+            started: false,
+            counter: initial_counter(self.next_id as usize),
+            desired,
+            plan: plan_tx,
+            released: released_rx,
+            task: Some(task),
+            stats: GroupStats::default(),
+            ip_status,
+            last_sent: None,
+            transitions_at: VecDeque::new(),
+            auth: None,
+            cfg: g,
+        }
+    }
+
+    /// Stops a group without holding up the loop: its IPs are released now,
+    /// and a master's bow-out goes out once its IP task has removed them.
+    async fn retire(&mut self, mut g: GroupRt, why: &str) {
+        info!(group = %g.cfg.name, state = %g.fsm.state(), "stopping the group: {why}");
+        let (adverts, rest): (Vec<Action>, Vec<Action>) = g
+            .fsm
+            .shutdown(Instant::now())
+            .into_iter()
+            .partition(|a| matches!(a, Action::SendAdvert { .. }));
+        execute(&self.ifaces, &mut g, rest).await;
+        g.desired.send_modify(|d| d.stop = true);
+        let mut signed = Vec::new();
+        for a in adverts {
+            if let Action::SendAdvert { advbase, advskew } = a {
+                g.counter = g.counter.wrapping_add(1);
+                signed.push(Advert::signed(&g.key, g.vhid, advbase, advskew, g.counter).encode());
+            }
+        }
+        let sock = self.ifaces.get(&g.iface).map(|i| i.sock.clone());
+        let task = g.task.take();
+        let name = g.cfg.name.clone();
+        tokio::spawn(async move {
+            if let Some(task) = task {
+                if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
+                    error!(group = %name, "IP removal did not finish in time; check the interface by hand");
+                }
+            }
+            if let Some(sock) = sock {
+                for advert in signed {
+                    if let Err(e) = sock.send(&advert).await {
+                        warn!(group = %name, "sending the bow-out advert: {e}");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Lines for `[ipfail]` changes: timings apply at once, the socket and the
+/// state directory only at the next start.
+fn global_changes(old: &Global, new: &Global) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.control_socket != new.control_socket || old.control_group != new.control_group {
+        out.push(
+            "[ipfail] control_socket/control_group changed: takes effect when the daemon restarts"
+                .to_string(),
+        );
+    }
+    if old.state_dir != new.state_dir {
+        out.push("[ipfail] state_dir changed: takes effect when the daemon restarts".to_string());
+    }
+    if timing(old) != timing(new) {
+        out.push("[ipfail] probe/announce timings changed: applied to every group".to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(text: &str) -> Config {
+        crate::config::parse(text, Path::new("t.cfg")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const BASE: &str = "[ipfail]\nprobe_timeout = 0.2\n\
+        [web]\ninterface = eth0\nvhid = 10\nadvskew = 0\npass = s\nips = 203.0.113.10\n";
+
+    fn group(cfg: &Config) -> Group {
+        cfg.groups[0].clone()
+    }
+
+    #[test]
+    fn addresses_and_keys_change_in_place_election_settings_restart() {
+        let old = group(&cfg(BASE));
+        let same = |text: &str| restart_reason(&old, &group(&cfg(text)), true);
+        assert_eq!(same(BASE), None);
+        // A moved line number is no change.
+        assert_eq!(same(&format!("# comment\n{BASE}")), None);
+        assert_eq!(
+            same(&BASE.replace("203.0.113.10", "203.0.113.10 203.0.113.11")),
+            None
+        );
+        assert_eq!(same(&BASE.replace("pass = s", "pass = t")), None);
+        assert_eq!(same(&format!("{BASE}hmac_addrs = 203.0.113.99\n")), None);
+        assert_eq!(
+            same(&BASE.replace("advskew = 0", "advskew = 50")).as_deref(),
+            Some("advskew 0 -> 50")
+        );
+        assert_eq!(
+            same(&BASE.replace("vhid = 10", "vhid = 11\npreempt = no")).as_deref(),
+            Some("vhid 10 -> 11, preempt yes -> no")
+        );
+        assert_eq!(
+            same(&BASE.replace("eth0", "eth1")).as_deref(),
+            Some("interface eth0 -> eth1, carp_interface eth0 -> eth1")
+        );
+        assert_eq!(
+            same(&format!("{BASE}source = 192.0.2.9\n")).as_deref(),
+            Some("source (first address) -> 192.0.2.9")
+        );
+        assert_eq!(
+            restart_reason(&old, &old, false).as_deref(),
+            Some("the advert source of eth0 changed (set by the first group on it)")
+        );
+        let hook_only = group(&cfg("[web]\ninterface = eth0\nips = 203.0.113.10\n"));
+        assert!(restart_reason(&old, &hook_only, true).is_some());
+    }
+
+    #[test]
+    fn only_daemon_wide_changes_that_matter_are_reported() {
+        let a = cfg(BASE);
+        assert!(global_changes(&a.global, &a.global).is_empty());
+        let b = cfg(&BASE.replace("0.2", "0.3"));
+        assert_eq!(
+            global_changes(&a.global, &b.global),
+            vec!["[ipfail] probe/announce timings changed: applied to every group"]
+        );
+        let c = cfg(&BASE.replace("[ipfail]\n", "[ipfail]\ncontrol_socket = /run/x.sock\n"));
+        let lines = global_changes(&a.global, &c.global);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("restarts"), "{lines:?}");
+    }
+}
