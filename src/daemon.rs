@@ -17,7 +17,7 @@ mod apply;
 mod commands;
 pub(crate) mod snapshot;
 
-use crate::carp::fsm::{Action, Fsm, PeerAdvert, Reason};
+use crate::carp::fsm::{Action, Fsm, PeerAdvert, Reason, State};
 use crate::carp::ipv4::{classify_v4, split_ipv4, Reject};
 use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
 use crate::config::{Config, Group};
@@ -35,6 +35,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+/// Pause before probing after preempting a live master (see `execute`).
+const PREEMPT_SETTLE: Duration = Duration::from_millis(50);
 /// How often link carrier is checked. Cheap (one netlink request per NIC).
 const LINK_POLL: Duration = Duration::from_millis(100);
 /// How long a stop waits for the IP tasks to remove their addresses.
@@ -536,10 +538,17 @@ async fn execute(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt, actions: Vec<Ac
     // out only once the IPs are gone: peers take over on it and must find
     // the IPs silent, as after a graceful stop.
     let mut released: Option<u64> = None;
+    // Taking over from a live master (preemption): it drops the IPs on our
+    // first advert, within milliseconds; probing a moment later avoids a
+    // needless conflict report on every failback.
+    let mut settle = Duration::ZERO;
     for action in actions {
         match action {
             Action::Transition { from, to, reason } => {
                 transitioned = true;
+                if to == State::Master && matches!(reason, Reason::Preempt { .. }) {
+                    settle = PREEMPT_SETTLE;
+                }
                 g.stats.transitions += 1;
                 // Starting up is not flapping.
                 if reason != Reason::Startup {
@@ -579,6 +588,7 @@ async fn execute(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt, actions: Vec<Ac
             Action::Acquire => g.desired.send_modify(|d| {
                 d.master = true;
                 d.epoch += 1;
+                d.settle = settle;
             }),
             Action::Release => {
                 g.desired.send_modify(|d| d.master = false);

@@ -43,6 +43,9 @@ pub struct Desired {
     pub announce: u64,
     /// Remove everything and end the task.
     pub stop: bool,
+    /// Wait this long before probing a new mastership: the previous master
+    /// is alive and releasing (preemption).
+    pub settle: Duration,
 }
 
 /// Where one IP stands on this host, for logs and `ipfail status`.
@@ -291,6 +294,13 @@ pub async fn run(mut g: GroupIps, mut desired: watch::Receiver<Desired>, links: 
         if want.master && (want.epoch != seen.epoch || !seen.master) {
             pending.clear();
             reprobe_at = None;
+            if !want.settle.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(want.settle) => {}
+                    // A newer wish: look again from the top.
+                    _ = desired.changed() => continue,
+                }
+            }
             match g.acquire(&g.ips, &mut desired, want.epoch).await {
                 None => continue, // the wish changed while probing: look again
                 Some(conflicts) => {
