@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::render::WIDTH;
+use super::render::{fit, push_wrapped};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LocalGroup {
@@ -113,37 +113,10 @@ pub fn render(groups: &[LocalGroup]) -> String {
             by_place.entry(place).or_default().push(text);
         }
         for (place, ips) in by_place {
-            wrap_into(&mut out, &format!("  {place}: "), &ips);
+            push_wrapped(&mut out, &format!("  {place}: "), &ips);
         }
     }
     out
-}
-
-fn wrap_into(out: &mut String, prefix: &str, words: &[String]) {
-    let mut line = prefix.to_string();
-    let mut first = true;
-    for w in words {
-        if !first && line.len() + 1 + w.len() > WIDTH {
-            let _ = writeln!(out, "{}", fit(&line));
-            line = "      ".to_string();
-            first = true;
-        }
-        if !first {
-            line.push(' ');
-        }
-        line.push_str(w);
-        first = false;
-    }
-    let _ = writeln!(out, "{}", fit(&line));
-}
-
-fn fit(line: &str) -> String {
-    if line.chars().count() <= WIDTH {
-        return line.to_string();
-    }
-    let mut cut: String = line.chars().take(WIDTH - 3).collect();
-    cut.push_str("...");
-    cut
 }
 
 #[cfg(test)]

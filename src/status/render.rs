@@ -202,7 +202,7 @@ pub fn span(secs: f64) -> String {
 
 /// Appends `prefix` + the words, wrapped to [`WIDTH`]; continuation lines
 /// are indented. A word too long for any line is cut.
-fn push_wrapped(out: &mut String, prefix: &str, words: &[String]) {
+pub(crate) fn push_wrapped(out: &mut String, prefix: &str, words: &[String]) {
     let indent = prefix.len().min(INDENT);
     let mut line = prefix.to_string();
     let mut empty = true;
@@ -225,7 +225,7 @@ fn push_wrapped(out: &mut String, prefix: &str, words: &[String]) {
 }
 
 /// Cuts a line to [`WIDTH`] characters, marking the cut.
-fn fit(line: &str) -> String {
+pub(crate) fn fit(line: &str) -> String {
     if line.chars().count() <= WIDTH {
         return line.to_string();
     }
