@@ -154,7 +154,7 @@ impl GroupIps {
         }
         let addrs: Vec<IpAddr> = targets.iter().map(|n| n.addr).collect();
         let outcomes = tokio::select! {
-            o = probe_all(&self.arp, &self.ifname, &addrs, self.timing.probe_timeout) => o,
+            o = probe_all(&self.arp, &self.ifname, self.ifindex, &addrs, self.timing.probe_timeout) => o,
             _ = desired.changed() => return None,
         };
         let outcomes = match outcomes {

@@ -79,8 +79,8 @@ pub struct IpStatus {
     pub ip: String,
     /// `held`, `absent`, `probing`, `conflict` or `failed`.
     pub state: String,
-    /// conflict: who answered (`answered ARP from MAC`, `answered ping from
-    /// ADDR`); failed: the error.
+    /// conflict: who answered (`answered ARP from MAC`, `answered neighbor
+    /// solicitation from MAC`, `answered ping from ADDR`); failed: the error.
     pub detail: Option<String>,
 }
 

@@ -115,7 +115,7 @@ async fn acquire(
         say.line("probe skipped (--force)");
         missing
     } else {
-        probe(plan, say, &arp, ifname, missing, failed).await
+        probe(plan, say, &arp, link, missing, failed).await
     };
 
     let mut held: Vec<IpAddr> = have.iter().map(|n| n.addr).collect();
@@ -144,13 +144,13 @@ async fn probe(
     plan: &Plan<'_>,
     say: &Say,
     arp: &Result<ArpSocket, SysError>,
-    ifname: &str,
+    link: &LinkInfo,
     missing: Vec<IpNet>,
     failed: &mut Failures,
 ) -> Vec<IpNet> {
     let addrs: Vec<IpAddr> = missing.iter().map(|n| n.addr).collect();
     let outcomes = match arp {
-        Ok(arp) => probe_all(arp, ifname, &addrs, plan.probe_timeout)
+        Ok(arp) => probe_all(arp, &link.name, link.index, &addrs, plan.probe_timeout)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),

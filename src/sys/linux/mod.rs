@@ -1,11 +1,13 @@
 //! Linux back end: rtnetlink for links and addresses, raw sockets for CARP
-//! (IP protocol 112), ARP (AF_PACKET) and ICMP echo. Every socket is
-//! nonblocking and driven by the tokio reactor through `AsyncFd`.
+//! (IP protocol 112), ARP (AF_PACKET), ICMP echo and IPv6 neighbor
+//! solicitation probes. Every socket is nonblocking and driven by the tokio
+//! reactor through `AsyncFd`.
 
 pub mod arp;
 pub mod caps;
 pub mod carp_socket;
 pub mod icmp;
+pub mod ndp;
 pub mod netlink;
 
 pub use crate::sys::SysError;
@@ -13,6 +15,7 @@ pub use arp::ArpSocket;
 pub use caps::{missing_capabilities, CAP_NET_ADMIN, CAP_NET_RAW};
 pub use carp_socket::{CarpSocket, CARP_GROUP_V4, IPPROTO_CARP};
 pub use icmp::{announce_v6, ping6_many, ping_many};
+pub use ndp::ns_probe;
 pub use netlink::{AddrChange, LinkInfo, Netlink};
 
 use std::io::{self, Read};
