@@ -310,6 +310,40 @@ pub(crate) mod lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A probe that found not every target waits out its timeout, and not
+    /// much longer.
+    pub(crate) fn assert_waited_timeout(took: Duration, timeout: Duration) {
+        assert!(
+            took >= timeout && took < timeout + Duration::from_secs(1),
+            "{took:?}"
+        );
+    }
+
+    /// `ip neigh` spelling of a MAC: `lladdr 02:00:...`.
+    pub(crate) fn lladdr(mac: [u8; 6]) -> String {
+        let hex: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+        format!("lladdr {}", hex.join(":"))
+    }
+
+    /// Seeds a stale neighbour entry for `ip` on vb in `ns` pointing at a
+    /// MAC nobody has, so a test can watch an announcement replace it.
+    pub(crate) fn seed_stale_neigh(lab: &Lab, ns: &str, ip: &str) {
+        lab.ip(
+            ns,
+            &[
+                "neigh",
+                "replace",
+                ip,
+                "lladdr",
+                "02:00:00:00:00:99",
+                "dev",
+                "vb",
+                "nud",
+                "stale",
+            ],
+        );
+    }
+
     pub(crate) fn parse_mac(text: &str) -> [u8; 6] {
         let mut mac = [0u8; 6];
         let parts: Vec<&str> = text.trim().split(':').collect();
