@@ -188,7 +188,12 @@ impl GroupIps {
             }
             match self
                 .netlink
-                .add_addr(self.ifindex, net.addr, net.prefix)
+                .add_addr(
+                    self.ifindex,
+                    net.addr,
+                    net.prefix,
+                    crate::sys::Lifetime::Forever,
+                )
                 .await
             {
                 Ok(change) => {

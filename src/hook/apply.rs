@@ -14,7 +14,7 @@ use super::event::Intent;
 use super::Say;
 use crate::config::{Group, IpNet};
 use crate::probe::probe_all;
-use crate::sys::{announce_v6, AddrChange, ArpSocket, LinkInfo, Netlink, SysError};
+use crate::sys::{announce_v6, AddrChange, ArpSocket, Lifetime, LinkInfo, Netlink, SysError};
 
 /// What one run is asked to do.
 pub struct Plan<'a> {
@@ -124,7 +124,10 @@ async fn acquire(
             say.line(format!("would add {net} on {ifname}"));
             continue;
         }
-        match netlink.add_addr(link.index, net.addr, net.prefix).await {
+        match netlink
+            .add_addr(link.index, net.addr, net.prefix, Lifetime::Forever)
+            .await
+        {
             Ok(AddrChange::Done) => say.line(format!("added {net} on {ifname}")),
             Ok(AddrChange::AlreadyDone) => say.line(format!("{net} already on {ifname}")),
             Err(e) => {

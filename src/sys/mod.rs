@@ -11,8 +11,9 @@ pub mod linux;
 
 #[cfg(target_os = "linux")]
 pub use linux::{
-    announce_v6, missing_capabilities, ns_probe, ping6_many, ping_many, AddrChange, ArpSocket,
-    CarpSocket, LinkInfo, Netlink, CAP_NET_ADMIN, CAP_NET_RAW, CARP_GROUP_V4, IPPROTO_CARP,
+    announce_v6, missing_capabilities, ns_probe, ping6_many, ping_many, AddrChange, AddrInfo,
+    ArpSocket, CarpSocket, Lifetime, LinkInfo, Netlink, ADDR_PROTO_IPFAIL, CAP_NET_ADMIN,
+    CAP_NET_RAW, CARP_GROUP_V4, IPPROTO_CARP,
 };
 
 /// Errors of the OS layer, worded for the operator reading the log.

@@ -16,7 +16,7 @@ pub use caps::{missing_capabilities, CAP_NET_ADMIN, CAP_NET_RAW};
 pub use carp_socket::{CarpSocket, CARP_GROUP_V4, IPPROTO_CARP};
 pub use icmp::{announce_v6, ping6_many, ping_many};
 pub use ndp::ns_probe;
-pub use netlink::{AddrChange, LinkInfo, Netlink};
+pub use netlink::{AddrChange, AddrInfo, Lifetime, LinkInfo, Netlink, ADDR_PROTO_IPFAIL};
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;

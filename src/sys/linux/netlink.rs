@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use futures::stream::TryStreamExt;
 use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
+    AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::AddressFamily;
@@ -43,12 +44,48 @@ pub enum AddrChange {
     AlreadyDone,
 }
 
-/// One address of an interface as the kernel reports it.
-struct AddrEntry {
-    addr: IpAddr,
-    prefix: u8,
-    secondary: bool,
+/// The IFA_PROTO value ipfail marks its own addresses with (`ip addr show
+/// proto 112`; 112 is CARP's IP protocol number). Linux >= 5.18 keeps it;
+/// an address without it was not added by ipfail and is never removed by
+/// start-up reconcile (docs/safety.md, "Only our own addresses").
+pub const ADDR_PROTO_IPFAIL: u8 = 112;
+
+/// The kernel's "forever" lifetime (INFINITY_LIFE_TIME).
+const FOREVER: u32 = u32::MAX;
+
+/// One address as the kernel reports it (`ip addr show`), with the mark
+/// and the lifetime ipfail's safety rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrInfo {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub secondary: bool,
+    /// IFA_PROTO; 0 when unset.
+    pub proto: u8,
+    /// Seconds of validity left; `None` for a permanent address.
+    pub valid_left: Option<u32>,
 }
+
+impl AddrInfo {
+    /// Added by ipfail (carries [`ADDR_PROTO_IPFAIL`]).
+    pub fn is_ours(&self) -> bool {
+        self.proto == ADDR_PROTO_IPFAIL
+    }
+}
+
+/// How long an address added by [`Netlink::add_addr`] lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Until removed (the hook: nobody is left to refresh it).
+    Forever,
+    /// The kernel removes it after this many seconds unless refreshed: the
+    /// daemon's dead-man switch (docs/safety.md, "Kernel leases").
+    Lease(u32),
+}
+
+/// One address of an interface as the kernel reports it.
+type AddrEntry = AddrInfo;
 
 impl Netlink {
     /// Opens the netlink socket and spawns its connection task on the
@@ -106,6 +143,26 @@ impl Netlink {
             .collect())
     }
 
+    /// The addresses on interface `ifindex` with mark and lifetime.
+    pub async fn addr_infos(&self, ifindex: u32) -> Result<Vec<AddrInfo>, SysError> {
+        self.addr_entries(ifindex).await
+    }
+
+    /// Every address of every interface with mark and lifetime; needs no
+    /// privilege.
+    pub async fn all_addr_infos(&self) -> Result<Vec<AddrInfo>, SysError> {
+        let request = self.handle.address().get().execute();
+        futures::pin_mut!(request);
+        let mut out = Vec::new();
+        loop {
+            match request.try_next().await {
+                Ok(Some(msg)) => out.extend(addr_entry(&msg)),
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(nl_error("list addresses", "all interfaces", e)),
+            }
+        }
+    }
+
     /// Every interface (`ip link show`).
     pub async fn links(&self) -> Result<Vec<LinkInfo>, SysError> {
         let request = self.handle.link().get().execute();
@@ -123,20 +180,12 @@ impl Netlink {
     /// Every address of every interface as (ifindex, address, prefix)
     /// (`ip addr show`); needs no privilege.
     pub async fn all_addrs(&self) -> Result<Vec<(u32, IpAddr, u8)>, SysError> {
-        let request = self.handle.address().get().execute();
-        futures::pin_mut!(request);
-        let mut out = Vec::new();
-        loop {
-            match request.try_next().await {
-                Ok(Some(msg)) => {
-                    if let Some(e) = addr_entry(&msg) {
-                        out.push((msg.header.index, e.addr, e.prefix));
-                    }
-                }
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(nl_error("list addresses", "all interfaces", e)),
-            }
-        }
+        Ok(self
+            .all_addr_infos()
+            .await?
+            .into_iter()
+            .map(|e| (e.ifindex, e.addr, e.prefix))
+            .collect())
     }
 
     async fn addr_entries(&self, ifindex: u32) -> Result<Vec<AddrEntry>, SysError> {
@@ -158,18 +207,51 @@ impl Netlink {
     }
 
     /// Adds `addr/prefix` to interface `ifindex` like `ip addr add`
-    /// (IFA_LOCAL and IFA_ADDRESS, scope global); IPv6 addresses with
+    /// (IFA_LOCAL and IFA_ADDRESS, scope global), marked as ipfail's
+    /// ([`ADDR_PROTO_IPFAIL`]) and with `lifetime`; IPv6 addresses with
     /// IFA_F_NODAD so they are usable at once. An address already present
-    /// is [`AddrChange::AlreadyDone`]. Note that for IPv6 the kernel
-    /// reports EEXIST for the same address with any prefix length.
+    /// is [`AddrChange::AlreadyDone`] and left as it is. Note that for IPv6
+    /// the kernel reports EEXIST for the same address with any prefix length.
     pub async fn add_addr(
         &self,
         ifindex: u32,
         addr: IpAddr,
         prefix: u8,
+        lifetime: Lifetime,
+    ) -> Result<AddrChange, SysError> {
+        self.new_addr(ifindex, addr, prefix, lifetime, false).await
+    }
+
+    /// Sets the lease of an address ipfail holds (NLM_F_REPLACE). The
+    /// kernel creates the address if it is gone (IPv4 and IPv6 newaddr do
+    /// not insist on NLM_F_CREATE), so the caller refreshes only addresses
+    /// it knows are still there: the IP planner's refresh rule
+    /// (docs/safety.md, "Kernel leases").
+    pub async fn refresh_addr(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix: u8,
+        lifetime: Lifetime,
+    ) -> Result<(), SysError> {
+        self.new_addr(ifindex, addr, prefix, lifetime, true)
+            .await
+            .map(|_| ())
+    }
+
+    async fn new_addr(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix: u8,
+        lifetime: Lifetime,
+        replace: bool,
     ) -> Result<AddrChange, SysError> {
         check_prefix(addr, prefix)?;
         let mut request = self.handle.address().add(ifindex, addr, prefix);
+        if replace {
+            request = request.replace();
+        }
         let msg = request.message_mut();
         msg.header.scope = AddressScope::Universe;
         if addr.is_ipv6() {
@@ -177,6 +259,21 @@ impl Netlink {
             msg.attributes
                 .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
+        msg.attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::from(
+                ADDR_PROTO_IPFAIL,
+            )));
+        if let Lifetime::Lease(secs) = lifetime {
+            let mut info = CacheInfo::default();
+            info.ifa_preferred = secs;
+            info.ifa_valid = secs;
+            msg.attributes.push(AddressAttribute::CacheInfo(info));
+        }
+        let what = if replace {
+            "refresh address"
+        } else {
+            "add address"
+        };
         match request.execute().await {
             Ok(()) => Ok(AddrChange::Done),
             Err(e) => match errno(&e) {
@@ -185,7 +282,7 @@ impl Netlink {
                     Err(SysError::NoSuchInterface(format!("with index {ifindex}")))
                 }
                 _ => Err(nl_error(
-                    "add address",
+                    what,
                     &format!("{addr}/{prefix} on ifindex {ifindex}"),
                     e,
                 )),
@@ -331,20 +428,35 @@ fn addr_entry(msg: &AddressMessage) -> Option<AddrEntry> {
     let mut local = None;
     let mut address = None;
     let mut secondary = msg.header.flags.contains(AddressHeaderFlags::Secondary);
+    let mut permanent = msg.header.flags.contains(AddressHeaderFlags::Permanent);
+    let mut proto = 0;
+    let mut valid = None;
     for attr in &msg.attributes {
         match attr {
             AddressAttribute::Local(a) => local = Some(*a),
             AddressAttribute::Address(a) => address = Some(*a),
-            AddressAttribute::Flags(f) => secondary |= f.contains(AddressFlags::Secondary),
+            AddressAttribute::Flags(f) => {
+                secondary |= f.contains(AddressFlags::Secondary);
+                permanent |= f.contains(AddressFlags::Permanent);
+            }
+            AddressAttribute::Protocol(p) => proto = u8::from(*p),
+            AddressAttribute::CacheInfo(c) => valid = Some(c.ifa_valid),
             _ => {}
         }
     }
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on
     // point-to-point links (and the only one given for plain IPv6).
     Some(AddrEntry {
+        ifindex: msg.header.index,
         addr: local.or(address)?,
         prefix: msg.header.prefix_len,
         secondary,
+        proto,
+        valid_left: match valid {
+            _ if permanent => None,
+            Some(FOREVER) | None => None,
+            Some(v) => Some(v),
+        },
     })
 }
 
@@ -413,11 +525,15 @@ mod tests {
             let float = ip("203.0.113.7");
 
             assert_eq!(
-                nl.add_addr(va.index, float, 32).await.unwrap(),
+                nl.add_addr(va.index, float, 32, Lifetime::Forever)
+                    .await
+                    .unwrap(),
                 AddrChange::Done
             );
             assert_eq!(
-                nl.add_addr(va.index, float, 32).await.unwrap(),
+                nl.add_addr(va.index, float, 32, Lifetime::Forever)
+                    .await
+                    .unwrap(),
                 AddrChange::AlreadyDone
             );
             let shown = run(&["-n", &a, "addr", "show", "dev", "va"]);
@@ -442,11 +558,15 @@ mod tests {
             // IPv6: usable at once (no "tentative"), idempotent too.
             let float6 = ip("2001:db8::77");
             assert_eq!(
-                nl.add_addr(va.index, float6, 128).await.unwrap(),
+                nl.add_addr(va.index, float6, 128, Lifetime::Forever)
+                    .await
+                    .unwrap(),
                 AddrChange::Done
             );
             assert_eq!(
-                nl.add_addr(va.index, float6, 128).await.unwrap(),
+                nl.add_addr(va.index, float6, 128, Lifetime::Forever)
+                    .await
+                    .unwrap(),
                 AddrChange::AlreadyDone
             );
             let shown = run(&["-n", &a, "-6", "addr", "show", "dev", "va"]);
@@ -467,9 +587,69 @@ mod tests {
 
             // Unknown interface index.
             assert!(matches!(
-                nl.add_addr(999_999, float, 32).await,
+                nl.add_addr(999_999, float, 32, Lifetime::Forever).await,
                 Err(SysError::NoSuchInterface(_))
             ));
+        });
+    }
+
+    #[test]
+    fn added_addresses_carry_our_mark_and_lease_and_refresh_extends_it() {
+        let Some(lab) = Lab::new() else { return };
+        let a = lab.a.clone();
+        lab.run(move || async move {
+            let nl = Netlink::new().unwrap();
+            let va = nl.link("va").await.unwrap();
+            let find = |infos: Vec<AddrInfo>, ip: IpAddr| {
+                infos
+                    .into_iter()
+                    .find(|i| i.addr == ip)
+                    .expect("address listed")
+            };
+            let leased = ip("203.0.113.21");
+            nl.add_addr(va.index, leased, 32, Lifetime::Lease(5))
+                .await
+                .unwrap();
+            let info = find(nl.addr_infos(va.index).await.unwrap(), leased);
+            assert!(info.is_ours(), "{info:?}");
+            assert!(matches!(info.valid_left, Some(1..=5)), "{info:?}");
+            // `ip` sees the same finite lifetime.
+            let shown = run(&["-n", &a, "-o", "addr", "show", "dev", "va"]);
+            let line = shown
+                .lines()
+                .find(|l| l.contains("203.0.113.21/32"))
+                .unwrap_or_else(|| panic!("{shown}"));
+            assert!(
+                line.contains("valid_lft 5sec") || line.contains("valid_lft 4sec"),
+                "{line}"
+            );
+
+            nl.refresh_addr(va.index, leased, 32, Lifetime::Lease(60))
+                .await
+                .unwrap();
+            let info = find(nl.addr_infos(va.index).await.unwrap(), leased);
+            assert!(matches!(info.valid_left, Some(50..=60)), "{info:?}");
+
+            // The host's own address is neither marked nor leased.
+            let own = find(nl.addr_infos(va.index).await.unwrap(), ip("192.0.2.1"));
+            assert!(!own.is_ours() && own.valid_left.is_none(), "{own:?}");
+
+            // The kernel removes an expired lease by itself.
+            let short = ip("203.0.113.22");
+            nl.add_addr(va.index, short, 32, Lifetime::Lease(1))
+                .await
+                .unwrap();
+            let end = Instant::now() + Duration::from_secs(5);
+            while nl
+                .addrs(va.index)
+                .await
+                .unwrap()
+                .iter()
+                .any(|(a, _)| *a == short)
+            {
+                assert!(Instant::now() < end, "a 1 s lease outlived 5 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         });
     }
 
@@ -495,7 +675,9 @@ mod tests {
             // Deleting a secondary leaves the primary alone.
             let s1 = ip("192.0.2.50");
             assert_eq!(
-                nl.add_addr(va.index, s1, 24).await.unwrap(),
+                nl.add_addr(va.index, s1, 24, Lifetime::Forever)
+                    .await
+                    .unwrap(),
                 AddrChange::Done
             );
             assert_eq!(
@@ -513,7 +695,9 @@ mod tests {
             let secondary = ip("203.0.113.11");
             for addr in [primary, secondary] {
                 assert_eq!(
-                    nl.add_addr(va.index, addr, 24).await.unwrap(),
+                    nl.add_addr(va.index, addr, 24, Lifetime::Forever)
+                        .await
+                        .unwrap(),
                     AddrChange::Done
                 );
             }
@@ -606,7 +790,9 @@ mod tests {
             let t = Instant::now();
             for &(addr, prefix) in &ips {
                 assert_eq!(
-                    nl.add_addr(va.index, addr, prefix).await.unwrap(),
+                    nl.add_addr(va.index, addr, prefix, Lifetime::Forever)
+                        .await
+                        .unwrap(),
                     AddrChange::Done
                 );
             }
