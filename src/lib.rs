@@ -10,6 +10,7 @@ pub mod control;
 pub mod daemon;
 pub mod hook;
 pub mod ipmgr;
+pub mod ipplan;
 pub mod lockfile;
 pub mod probe;
 pub mod state;

@@ -6,6 +6,7 @@
 pub mod arp;
 pub mod caps;
 pub mod carp_socket;
+pub mod events;
 pub mod icmp;
 pub mod ndp;
 pub mod netlink;
@@ -14,6 +15,7 @@ pub use crate::sys::SysError;
 pub use arp::ArpSocket;
 pub use caps::{missing_capabilities, CAP_NET_ADMIN, CAP_NET_RAW};
 pub use carp_socket::{CarpSocket, CARP_GROUP_V4, IPPROTO_CARP};
+pub use events::{NetEvent, NetEvents, NetListener};
 pub use icmp::{announce_v6, ping6_many, ping_many};
 pub use ndp::ns_probe;
 pub use netlink::{AddrChange, AddrInfo, Lifetime, LinkInfo, Netlink, ADDR_PROTO_IPFAIL};

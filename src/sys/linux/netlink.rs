@@ -404,7 +404,7 @@ fn check_prefix(addr: IpAddr, prefix: u8) -> Result<(), SysError> {
     Ok(())
 }
 
-fn link_info(msg: &LinkMessage) -> LinkInfo {
+pub(super) fn link_info(msg: &LinkMessage) -> LinkInfo {
     let mut name = String::new();
     let mut mac = None;
     for attr in &msg.attributes {
@@ -424,7 +424,7 @@ fn link_info(msg: &LinkMessage) -> LinkInfo {
     }
 }
 
-fn addr_entry(msg: &AddressMessage) -> Option<AddrEntry> {
+pub(super) fn addr_entry(msg: &AddressMessage) -> Option<AddrEntry> {
     let mut local = None;
     let mut address = None;
     let mut secondary = msg.header.flags.contains(AddressHeaderFlags::Secondary);

@@ -1,0 +1,543 @@
+//! The planner's rules with a virtual clock: no sockets, no netlink.
+
+use super::*;
+use std::net::Ipv4Addr;
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(203, 0, 113, last))
+}
+
+fn net(last: u8) -> IpNet {
+    IpNet {
+        addr: ip(last),
+        prefix: 32,
+    }
+}
+
+const LEASE: Lease = Lease {
+    secs: 4,
+    refresh_every: Duration::from_secs(1),
+};
+
+fn daemon_policy() -> Policy {
+    Policy {
+        probe: true,
+        reprobe: true,
+        reprobe_interval: Duration::from_millis(800),
+        lease: Some(LEASE),
+        garp_count: 3,
+        garp_interval: Duration::from_millis(500),
+        startup_only_ours: true,
+    }
+}
+
+/// Without announcement repeats, so the only timers are the ones a test
+/// looks at.
+fn one_garp() -> Policy {
+    Policy {
+        garp_count: 1,
+        ..daemon_policy()
+    }
+}
+
+fn hook_policy() -> Policy {
+    Policy {
+        reprobe: false,
+        lease: None,
+        startup_only_ours: false,
+        ..daemon_policy()
+    }
+}
+
+fn ours(last: u8, left: Option<u32>) -> Seen {
+    Seen {
+        addr: ip(last),
+        prefix: 32,
+        ours: true,
+        valid_left: left,
+    }
+}
+
+fn foreign(last: u8, prefix: u8) -> Seen {
+    Seen {
+        addr: ip(last),
+        prefix,
+        ours: false,
+        valid_left: None,
+    }
+}
+
+fn drain(p: &mut Planner) -> Vec<Op> {
+    std::iter::from_fn(|| p.poll_op()).collect()
+}
+
+fn master(epoch: u64) -> Wish {
+    Wish {
+        master: true,
+        epoch,
+        ..Wish::default()
+    }
+}
+
+fn backup(epoch: u64) -> Wish {
+    Wish {
+        epoch,
+        ..Wish::default()
+    }
+}
+
+/// A planner that has read an empty interface and is asked to be master:
+/// returns the probe's token.
+fn probing(policy: Policy, ips: &[IpNet], t0: Instant) -> (Planner, u64) {
+    let mut p = Planner::new(ips, policy);
+    p.observed(t0, &[]);
+    p.want(t0, master(1));
+    let ops = drain(&mut p);
+    let token = match ops.as_slice() {
+        [Op::Probe { token, ips: probed }] => {
+            assert_eq!(probed.len(), ips.len());
+            *token
+        }
+        other => panic!("expected one probe, got {other:?}"),
+    };
+    (p, token)
+}
+
+fn ok(nets: &[IpNet]) -> Vec<(IpNet, Result<(), String>)> {
+    nets.iter().map(|n| (*n, Ok(()))).collect()
+}
+
+fn silent() -> Result<BTreeMap<IpAddr, String>, String> {
+    Ok(BTreeMap::new())
+}
+
+#[test]
+fn silent_ips_are_added_then_announced_and_repeated() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10), net(11)], t0);
+    assert_eq!(p.states()[&ip(10)], IpState::Probing);
+    p.probed(t0, token, silent());
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(10), net(11)]
+        }]
+    );
+    p.added(t0, ok(&[net(10), net(11)]));
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Announce {
+            ips: vec![ip(10), ip(11)]
+        }]
+    );
+    assert_eq!(p.held(), vec![ip(10), ip(11)]);
+    // Two more rounds, 500 ms apart.
+    let mut rounds = 0;
+    let mut now = t0;
+    for _ in 0..10 {
+        now += Duration::from_millis(500);
+        p.timeout(now);
+        rounds += drain(&mut p)
+            .iter()
+            .filter(|o| matches!(o, Op::Announce { .. }))
+            .count();
+    }
+    assert_eq!(rounds, 2, "garp_count 3 = the first round and two repeats");
+}
+
+#[test]
+fn an_ip_somebody_answers_for_is_never_added_and_is_reprobed_with_backoff() {
+    let t0 = Instant::now();
+    // No lease either: the re-probe is the only timer.
+    let policy = Policy {
+        lease: None,
+        ..one_garp()
+    };
+    let (mut p, token) = probing(policy, &[net(10), net(11)], t0);
+    let answered = BTreeMap::from([(ip(11), "answered ARP from 02:00:00:00:00:02".to_string())]);
+    p.probed(t0, token, Ok(answered.clone()));
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(10)]
+        }]
+    );
+    p.added(t0, ok(&[net(10)]));
+    drain(&mut p);
+    assert!(matches!(p.states()[&ip(11)], IpState::Conflict(ref w) if w.contains("ARP")));
+    // Re-probes after 50, then 100, 200, 400, 800, 800 ms.
+    let mut now = t0;
+    let mut gaps = Vec::new();
+    for _ in 0..6 {
+        let due = p.next_deadline().expect("a re-probe is scheduled");
+        gaps.push((due - now).as_millis());
+        now = due;
+        p.timeout(now);
+        let probe = drain(&mut p).into_iter().find_map(|o| match o {
+            Op::Probe { token, ips } => Some((token, ips)),
+            _ => None,
+        });
+        let (token, ips) = probe.expect("re-probe");
+        assert_eq!(ips, vec![ip(11)], "only the conflicting IP");
+        p.probed(now, token, Ok(answered.clone()));
+        assert!(!drain(&mut p).iter().any(|o| matches!(o, Op::Add { .. })));
+    }
+    assert_eq!(gaps, vec![50, 100, 200, 400, 800, 800]);
+    // Falls silent: taken.
+    let due = p.next_deadline().unwrap();
+    p.timeout(due);
+    let token = drain(&mut p)
+        .into_iter()
+        .find_map(|o| match o {
+            Op::Probe { token, .. } => Some(token),
+            _ => None,
+        })
+        .unwrap();
+    p.probed(due, token, silent());
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(11)]
+        }]
+    );
+}
+
+#[test]
+fn a_failed_probe_takes_nothing() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
+    p.probed(t0, token, Err("ARP socket closed".into()));
+    assert!(drain(&mut p).is_empty());
+    assert!(matches!(p.states()[&ip(10)], IpState::Failed(_)));
+    assert!(p.next_deadline().is_some(), "it tries again");
+}
+
+#[test]
+fn a_probe_answer_after_the_wish_changed_adds_nothing() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
+    p.want(t0, backup(2));
+    assert_eq!(drain(&mut p), vec![Op::Released { epoch: 2 }]);
+    p.probed(t0, token, silent());
+    assert!(drain(&mut p).is_empty());
+    // A new mastership probes anew; the old token stays dead.
+    p.want(t0, master(3));
+    let new_token = match drain(&mut p).as_slice() {
+        [Op::Probe { token, .. }] => *token,
+        other => panic!("{other:?}"),
+    };
+    p.probed(t0, token, silent());
+    assert!(drain(&mut p).is_empty(), "stale token");
+    p.probed(t0, new_token, silent());
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(10)]
+        }]
+    );
+}
+
+#[test]
+fn release_removes_what_is_on_the_nic_then_reports_released() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10), net(11)], t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(&[net(10), net(11)]));
+    drain(&mut p);
+    p.want(t0, backup(2));
+    let ops = drain(&mut p);
+    assert_eq!(
+        ops,
+        vec![Op::Remove {
+            nets: vec![net(10), net(11)],
+            why: "not master"
+        }],
+        "no Released before the removal is done"
+    );
+    p.removed(ok(&[net(10), net(11)]));
+    assert_eq!(drain(&mut p), vec![Op::Released { epoch: 2 }]);
+    assert!(p.held().is_empty());
+    assert!(p.is_quiet());
+}
+
+#[test]
+fn startup_reconcile_removes_only_our_marked_addresses() {
+    let t0 = Instant::now();
+    let mut p = Planner::new(&[net(10), net(11)], daemon_policy());
+    // .10 was left by a previous run (ours, permanent); .11 is somebody
+    // else's (the host's own address, say), with another prefix.
+    p.observed(t0, &[ours(10, None), foreign(11, 24)]);
+    p.want(t0, backup(0));
+    let ops = drain(&mut p);
+    assert!(
+        ops.contains(&Op::Note(Note::NotOurs { ip: ip(11) })),
+        "{ops:?}"
+    );
+    assert!(ops.contains(&Op::Remove {
+        nets: vec![net(10)],
+        why: "start-up reconcile: not master"
+    }));
+    // Later releases remove every configured address found, whatever its
+    // prefix (it is the group's IP and must not stay on two hosts).
+    p.removed(ok(&[net(10)]));
+    p.want(t0, master(1));
+    drain(&mut p);
+    p.want(t0, backup(2));
+    p.addr_event(true, foreign(11, 24), 1234);
+    drain(&mut p);
+    p.want(t0, master(3));
+    drain(&mut p);
+    p.want(t0, backup(4));
+    let ops = drain(&mut p);
+    assert!(
+        ops.contains(&Op::Remove {
+            nets: vec![IpNet {
+                addr: ip(11),
+                prefix: 24
+            }],
+            why: "not master"
+        }),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn the_hook_releases_every_configured_address_it_finds() {
+    let t0 = Instant::now();
+    let mut p = Planner::new(&[net(10)], hook_policy());
+    p.observed(t0, &[foreign(10, 24)]);
+    p.want(t0, backup(0));
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Remove {
+            nets: vec![IpNet {
+                addr: ip(10),
+                prefix: 24
+            }],
+            why: "start-up reconcile: not master"
+        }]
+    );
+}
+
+#[test]
+fn our_own_leased_ips_found_at_start_are_kept_and_renewed_not_probed() {
+    let t0 = Instant::now();
+    let mut p = Planner::new(&[net(10), net(11)], daemon_policy());
+    p.observed(t0, &[ours(10, Some(3))]);
+    p.want(t0, master(1));
+    let ops = drain(&mut p);
+    assert!(ops.contains(&Op::Note(Note::Adopted { ips: vec![ip(10)] })));
+    assert!(ops.contains(&Op::ReadAddrs));
+    assert!(ops.contains(&Op::Announce { ips: vec![ip(10)] }));
+    assert!(
+        ops.contains(&Op::Probe {
+            token: 1,
+            ips: vec![ip(11)]
+        }),
+        "only the missing IP is probed: {ops:?}"
+    );
+    assert_eq!(p.states()[&ip(10)], IpState::Held);
+    // The read confirms it: the lease is renewed at once.
+    p.observed(t0, &[ours(10, Some(3))]);
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Refresh {
+            nets: vec![net(10)],
+            not_after: t0 + REFRESH_FRESH_FOR
+        }]
+    );
+}
+
+#[test]
+fn leases_are_renewed_every_period_only_after_a_read_shows_time_left() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(one_garp(), &[net(10), net(11)], t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(&[net(10), net(11)]));
+    drain(&mut p);
+    let t1 = t0 + LEASE.refresh_every;
+    assert!(p.next_deadline().is_some_and(|d| d <= t1));
+    p.timeout(t1);
+    let ops = drain(&mut p);
+    assert_eq!(ops, vec![Op::ReadAddrs], "read first, never refresh blind");
+    // .10 has plenty left; .11 is about to expire (we were frozen): it is
+    // removed and taken again through a probe, never refreshed.
+    p.observed(t1, &[ours(10, Some(3)), ours(11, Some(1))]);
+    let ops = drain(&mut p);
+    assert!(ops.contains(&Op::Note(Note::LeaseRunningOut {
+        ip: ip(11),
+        left: 1
+    })));
+    assert!(ops.contains(&Op::Remove {
+        nets: vec![net(11)],
+        why: "lease too close to its end to renew"
+    }));
+    assert!(ops.contains(&Op::Refresh {
+        nets: vec![net(10)],
+        not_after: t1 + REFRESH_FRESH_FOR
+    }));
+    assert!(ops
+        .iter()
+        .any(|o| matches!(o, Op::Probe { ips, .. } if ips == &vec![ip(11)])));
+    assert_eq!(p.states()[&ip(11)], IpState::Probing);
+    // The next period comes round again.
+    assert_eq!(p.next_deadline(), Some(t1 + LEASE.refresh_every));
+}
+
+#[test]
+fn a_held_ip_removed_by_someone_is_not_held_and_is_taken_back_after_a_probe() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(&[net(10)]));
+    drain(&mut p);
+    p.addr_event(false, ours(10, None), 4321);
+    assert_eq!(
+        p.states()[&ip(10)],
+        IpState::Absent,
+        "never reported held once the kernel said it went"
+    );
+    assert_eq!(drain(&mut p), vec![Op::ReadAddrs]);
+    p.observed(t0, &[]);
+    let ops = drain(&mut p);
+    assert_eq!(
+        ops,
+        vec![
+            Op::Note(Note::Lost {
+                ip: ip(10),
+                by: Some(4321)
+            }),
+            Op::Probe {
+                token: 2,
+                ips: vec![ip(10)]
+            }
+        ]
+    );
+    p.probed(t0, 2, silent());
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(10)]
+        }]
+    );
+}
+
+#[test]
+fn a_stale_removal_event_changes_nothing_once_a_read_shows_the_ip() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(&[net(10)]));
+    drain(&mut p);
+    p.addr_event(false, ours(10, None), 1);
+    drain(&mut p);
+    p.observed(t0, &[ours(10, Some(4))]);
+    assert!(drain(&mut p).is_empty());
+    assert_eq!(p.held(), vec![ip(10)]);
+}
+
+#[test]
+fn the_hook_reports_a_conflict_once_and_adds_without_probe_when_forced() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(hook_policy(), &[net(10)], t0);
+    p.probed(t0, token, Ok(BTreeMap::from([(ip(10), "x".to_string())])));
+    assert!(drain(&mut p).is_empty());
+    assert_eq!(p.states()[&ip(10)], IpState::Conflict("x".into()));
+    assert!(p.is_quiet(), "no re-probe for the hook");
+
+    let mut f = Planner::new(
+        &[net(10), net(11)],
+        Policy {
+            probe: false,
+            ..hook_policy()
+        },
+    );
+    // Already there (any mark): kept and announced, not added again.
+    f.observed(t0, &[foreign(11, 32)]);
+    f.want(t0, master(1));
+    assert_eq!(
+        drain(&mut f),
+        vec![
+            Op::Announce { ips: vec![ip(11)] },
+            Op::Add {
+                nets: vec![net(10)]
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_reload_removes_dropped_ips_and_a_master_acquires_added_ones() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(&[net(10)]));
+    drain(&mut p);
+    p.set_ips(t0, &[net(11)]);
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Remove {
+            nets: vec![net(10)],
+            why: "dropped from the group"
+        }]
+    );
+    p.timeout(t0);
+    assert!(drain(&mut p).contains(&Op::Probe {
+        token: 2,
+        ips: vec![ip(11)]
+    }));
+}
+
+#[test]
+fn stop_removes_everything_and_ends_further_work() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(&[net(10)]));
+    drain(&mut p);
+    p.want(
+        t0,
+        Wish {
+            stop: true,
+            ..master(1)
+        },
+    );
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Remove {
+            nets: vec![net(10)],
+            why: "stopping"
+        }]
+    );
+    p.want(t0, master(5));
+    assert!(drain(&mut p).is_empty(), "stopped for good");
+    assert_eq!(p.next_deadline(), None);
+}
+
+#[test]
+fn the_lease_outlives_our_own_master_down_interval_by_one_refresh() {
+    // advbase 1, advskew 0: master down 3 s -> lease 4 s, renewed every 1 s.
+    assert_eq!(
+        Lease::for_timers(1, 0),
+        Lease {
+            secs: 4,
+            refresh_every: Duration::from_secs(1)
+        }
+    );
+    // 3 x 2 + 100/256 = 6.39 s -> 7 + 2.
+    assert_eq!(Lease::for_timers(2, 100).secs, 9);
+    for advbase in 1..=255u8 {
+        for advskew in [0u8, 1, 128, 254] {
+            let l = Lease::for_timers(advbase, advskew);
+            let down = crate::carp::fsm::master_down_interval(advbase, advskew);
+            let tolerated = Duration::from_secs(u64::from(l.secs)) - l.refresh_every;
+            assert!(tolerated >= down, "{advbase}/{advskew}: {l:?}");
+        }
+    }
+}
