@@ -23,7 +23,9 @@ use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
 use crate::config::{Config, Group};
 use crate::control::server as control_server;
 use crate::ipmgr::{Desired, GroupIpStatus, IpPlan};
-use crate::sys::linux::{missing_capabilities, CarpSocket, Netlink, SysError};
+use crate::sys::linux::{
+    missing_capabilities, CarpSocket, LinkInfo, NetEvent, NetEvents, Netlink, SysError,
+};
 use snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
@@ -37,8 +39,6 @@ use tracing::{debug, error, info, warn};
 
 /// Pause before probing after preempting a live master (see `execute`).
 const PREEMPT_SETTLE: Duration = Duration::from_millis(50);
-/// How often link carrier is checked. Cheap (one netlink request per NIC).
-const LINK_POLL: Duration = Duration::from_millis(100);
 /// How long a stop waits for the IP tasks to remove their addresses.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// At most one log line per (interface, reject class) in this period.
@@ -124,6 +124,8 @@ struct GroupRt {
     link_ok: bool,
     /// The election was started once; later starts are link-ups.
     started: bool,
+    /// Start as master: our own leased IPs were on the NIC at start.
+    adopt: bool,
     counter: u64,
     desired: watch::Sender<Desired>,
     plan: watch::Sender<IpPlan>,
@@ -140,6 +142,13 @@ struct GroupRt {
 /// Everything the loop owns.
 struct Daemon {
     netlink: Netlink,
+    /// Link and address changes from the kernel (no polling).
+    events: NetEvents,
+    /// Carrier (up and running) of every interface, by name, kept current
+    /// by link events; the loop reads it without asking the kernel.
+    carrier: BTreeMap<String, bool>,
+    /// Interface names by index, for link deletions.
+    link_names: BTreeMap<u32, String>,
     /// The configuration applied last.
     config: Config,
     ifaces: BTreeMap<u64, Iface>,
@@ -197,6 +206,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         source: std::io::Error::other(e),
     })?;
     let netlink = Netlink::new()?;
+    // Subscribe before the first reads, so no change falls in between.
+    let events = NetEvents::subscribe()?;
+    let mut link_events = events.listen();
     let demoted = crate::state::load_demoted(&config.global.state_dir)?;
     let started = (SystemTime::now(), Instant::now());
     let socket = config.global.control_socket.clone();
@@ -210,6 +222,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     let (rx_tx, mut rx) = mpsc::channel::<(u64, Vec<u8>)>(1024);
     let mut d = Daemon {
         netlink,
+        events,
+        carrier: BTreeMap::new(),
+        link_names: BTreeMap::new(),
         config: config.clone(),
         ifaces: BTreeMap::new(),
         groups: Vec::new(),
@@ -227,6 +242,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         published: started.1,
     };
     d.apply_config(config).await?;
+    let links = d.netlink.links().await?;
+    d.links_read(links);
+    d.apply_links().await;
     // From here on only the readers hold the channel open.
     drop(rx_tx);
     d.publish(true);
@@ -248,8 +266,8 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         op: "installing the SIGINT handler",
         source: e,
     })?;
-    let mut link_tick = tokio::time::interval(LINK_POLL);
-    link_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Link dumps after an event overrun come back here, read off the loop.
+    let (resync_tx, mut resync_rx) = mpsc::channel::<Vec<LinkInfo>>(4);
     let mut cmd_open = true;
     info!(groups = d.groups.len(), control_socket = %d.socket.display(), "ipfail daemon started");
 
@@ -267,7 +285,29 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_to)) => {
                 d.on_timeouts().await;
             }
-            _ = link_tick.tick() => d.poll_links().await,
+            ev = link_events.next() => match ev {
+                Some(NetEvent::Link(l)) => d.link_changed(l).await,
+                Some(NetEvent::LinkGone { index }) => d.link_gone(index).await,
+                Some(NetEvent::Overrun) => {
+                    warn!("link events were lost (netlink overrun): reading every link again");
+                    let (netlink, tx) = (d.netlink.clone(), resync_tx.clone());
+                    tokio::spawn(async move {
+                        match netlink.links().await {
+                            Ok(links) => { let _ = tx.send(links).await; }
+                            Err(e) => error!("reading the links after an overrun: {e}"),
+                        }
+                    });
+                }
+                Some(NetEvent::Addr { .. }) => {}
+                None => {
+                    error!("the kernel's link events stopped; exiting so that a supervisor restarts us");
+                    break "link events lost";
+                }
+            },
+            Some(links) = resync_rx.recv() => {
+                d.links_read(links);
+                d.apply_links().await;
+            }
             cmd = cmd_rx.recv(), if cmd_open => match cmd {
                 Some(cmd) => d.on_command(cmd).await,
                 None => {
@@ -436,19 +476,40 @@ impl Daemon {
         }
     }
 
-    async fn poll_links(&mut self) {
-        let mut carrier: BTreeMap<String, bool> = BTreeMap::new();
-        for g in self.groups.iter() {
-            for name in &g.links {
-                if !carrier.contains_key(name) {
-                    let ok = match self.netlink.link(name).await {
-                        Ok(l) => l.up && l.running,
-                        Err(_) => false,
-                    };
-                    carrier.insert(name.clone(), ok);
-                }
+    /// A full read of the links (at start and after an overrun).
+    fn links_read(&mut self, links: Vec<LinkInfo>) {
+        self.carrier.clear();
+        self.link_names.clear();
+        for l in links {
+            self.carrier.insert(l.name.clone(), l.up && l.running);
+            self.link_names.insert(l.index, l.name);
+        }
+    }
+
+    async fn link_changed(&mut self, l: LinkInfo) {
+        let ok = l.up && l.running;
+        // A rename leaves the old name without carrier.
+        if let Some(old) = self.link_names.insert(l.index, l.name.clone()) {
+            if old != l.name {
+                self.carrier.remove(&old);
             }
         }
+        if self.carrier.insert(l.name, ok) != Some(ok) {
+            self.apply_links().await;
+        }
+    }
+
+    async fn link_gone(&mut self, index: u32) {
+        if let Some(name) = self.link_names.remove(&index) {
+            self.carrier.remove(&name);
+            self.apply_links().await;
+        }
+    }
+
+    /// Starts, stops or restarts each group's election as its links'
+    /// carrier says.
+    async fn apply_links(&mut self) {
+        let carrier = &self.carrier;
         let now = Instant::now();
         for g in self.groups.iter_mut() {
             let ok = g
@@ -463,6 +524,10 @@ impl Daemon {
                 info!(group = %g.cfg.name, links = ?g.links, "link up");
                 if g.started {
                     g.fsm.link_up(now)
+                } else if g.adopt {
+                    g.started = true;
+                    info!(group = %g.cfg.name, "our own leased IPs are on the NIC: resuming as master (a better master's advert sends us back to backup)");
+                    g.fsm.resume(now)
                 } else {
                     g.started = true;
                     g.fsm.start(now)

@@ -1,37 +1,37 @@
-//! Moves one group's floating IPs on and off its interface.
+//! The daemon's per-group IP task: carries out what the IP planner
+//! (`ipplan`, shared with `ipfail hook`) decides, with netlink and the
+//! probe, and feeds the results back. All decisions live in the planner;
+//! this file only moves bytes, timers and events.
 //!
-//! One task per group follows a *desired* state that the election loop sets
-//! (a `watch` channel, so a newer wish always replaces an older one and the
-//! election never waits for address work):
-//! - master: probe every IP concurrently under one deadline, add the silent
-//!   ones, announce each with gratuitous ARP (repeated), and keep re-probing
-//!   the ones that answered until they fall silent (DESIGN.md §3), after
-//!   50 ms first, then at doubling intervals up to `reprobe_interval`;
-//! - not master: remove every IP of the group at once.
+//! Inputs: the election's wish (a `watch`, so a newer wish replaces an
+//! older one and the election never waits for address work), reloads of
+//! the address list, address events from the kernel (RTNLGRP_*_IFADDR),
+//! the planner's timers, and the probe running beside them. A probe in
+//! flight never delays a release: its answer is simply ignored when the
+//! wish changed (stale token).
 //!
-//! A probe in flight is abandoned as soon as the wish changes, so a release
-//! never waits for a probe and an acquire that lost mastership adds nothing.
-//!
-//! A reload replaces the group's [`IpPlan`] (addresses and timing) without
-//! touching the election: the master probes, adds and announces new
-//! addresses and removes dropped ones; a backup removes both if present.
 //! After handling a "not master" wish the task reports the wish's epoch on
-//! its `released` channel, so the daemon can send a bow-out advert only
-//! once the addresses are really gone (peers must find them silent).
+//! its `released` channel, so the daemon sends a bow-out or demotion
+//! advert only once the addresses are really gone (peers must find them
+//! silent; docs/safety.md).
 
 use crate::config::IpNet;
-use crate::probe::{probe_all, Responder};
-use crate::sys::linux::{announce_v6, AddrChange, ArpSocket, Netlink};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::ipplan::{Lease, Note, Op, Planner, Policy, Seen, Wish};
+use crate::probe::probe_all;
+use crate::sys::linux::{
+    announce_v6, AddrChange, AddrInfo, ArpSocket, Lifetime, NetEvent, NetListener, Netlink,
+};
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
-use tokio::time::{sleep_until, Instant};
-use tracing::{info, warn};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
 
-/// First re-probe of a conflicting IP after taking a group.
-const FIRST_REPROBE: Duration = Duration::from_millis(50);
+pub use crate::ipplan::IpState;
 
 /// What the election wants from this group's addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,21 +48,17 @@ pub struct Desired {
     pub settle: Duration,
 }
 
-/// Where one IP stands on this host, for logs and `ipfail status`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IpState {
-    Absent,
-    Probing,
-    Held,
-    Conflict(String),
-    Failed(String),
-}
-
+/// What `ipfail status` shows of the group's addresses.
 #[derive(Clone, Debug, Default)]
 pub struct GroupIpStatus {
     pub ips: BTreeMap<IpAddr, IpState>,
     pub garps_sent: u64,
     pub conflicts: u64,
+    /// Held IPs that disappeared from the interface (removed by someone,
+    /// or a lease that ran out).
+    pub lost: u64,
+    /// The last such event in words, and when.
+    pub last_event: Option<(String, SystemTime)>,
 }
 
 /// Timing knobs from the `[ipfail]` section.
@@ -97,326 +93,356 @@ pub struct GroupIps {
     pub mac: [u8; 6],
     pub ips: Vec<IpNet>,
     pub timing: IpTiming,
+    /// The kernel lease of the addresses (from the group's CARP timers).
+    pub lease: Lease,
     pub netlink: Netlink,
+    pub events: NetListener,
     pub arp: Arc<ArpSocket>,
     pub status: Arc<Mutex<GroupIpStatus>>,
 }
 
-impl GroupIps {
-    fn set(&self, ip: IpAddr, state: IpState) {
-        if let Ok(mut s) = self.status.lock() {
-            s.ips.insert(ip, state);
-        }
-    }
-
-    fn count_conflict(&self) {
-        if let Ok(mut s) = self.status.lock() {
-            s.conflicts += 1;
-        }
-    }
-
-    /// Remove every IP of the group; absent ones are fine (idempotent).
-    pub async fn remove_all(&self, why: &str) {
-        self.remove(&self.ips, why).await;
-    }
-
-    /// Remove `nets` from the interface; absent ones are fine (idempotent).
-    async fn remove(&self, nets: &[IpNet], why: &str) {
-        for net in nets {
-            match self
-                .netlink
-                .del_addr(self.ifindex, net.addr, net.prefix)
-                .await
-            {
-                Ok(AddrChange::Done) => {
-                    info!(group = %self.group, ip = %net, dev = %self.ifname, "removed ({why})");
-                    self.set(net.addr, IpState::Absent);
-                }
-                Ok(AddrChange::AlreadyDone) => self.set(net.addr, IpState::Absent),
-                Err(e) => {
-                    warn!(group = %self.group, ip = %net, dev = %self.ifname, "could not remove: {e}");
-                    self.set(net.addr, IpState::Failed(e.to_string()));
-                }
-            }
-        }
-    }
-
-    /// Probe `targets`, add the silent ones and announce them. Returns the
-    /// ones that answered (to re-probe), or None if the wish changed meanwhile.
-    async fn acquire(
-        &self,
-        targets: &[IpNet],
-        desired: &mut watch::Receiver<Desired>,
-        epoch: u64,
-    ) -> Option<Vec<IpNet>> {
-        for net in targets {
-            self.set(net.addr, IpState::Probing);
-        }
-        let addrs: Vec<IpAddr> = targets.iter().map(|n| n.addr).collect();
-        let outcomes = tokio::select! {
-            o = probe_all(&self.arp, &self.ifname, self.ifindex, &addrs, self.timing.probe_timeout) => o,
-            _ = desired.changed() => return None,
-        };
-        let outcomes = match outcomes {
-            Ok(o) => o,
-            Err(e) => {
-                // A failed probe proves nothing: never take an IP on it.
-                warn!(group = %self.group, "probe failed: {e}; not adding, will retry");
-                for net in targets {
-                    self.set(net.addr, IpState::Failed(format!("probe failed: {e}")));
-                }
-                return Some(targets.to_vec());
-            }
-        };
-        let now = *desired.borrow();
-        if !now.master || now.epoch != epoch || now.stop {
-            return None;
-        }
-        let answered: BTreeMap<IpAddr, Responder> = outcomes
-            .into_iter()
-            .filter_map(|o| o.responder.map(|r| (o.ip, r)))
-            .collect();
-        let mut conflicts = Vec::new();
-        let mut added = Vec::new();
-        for net in targets {
-            if let Some(who) = answered.get(&net.addr) {
-                warn!(group = %self.group, ip = %net, "conflict: {who}; not adding, will re-probe");
-                self.set(net.addr, IpState::Conflict(who.to_string()));
-                self.count_conflict();
-                conflicts.push(*net);
-                continue;
-            }
-            match self
-                .netlink
-                .add_addr(
-                    self.ifindex,
-                    net.addr,
-                    net.prefix,
-                    crate::sys::Lifetime::Forever,
-                )
-                .await
-            {
-                Ok(change) => {
-                    let note = match change {
-                        AddrChange::Done => "added",
-                        AddrChange::AlreadyDone => "already present",
-                    };
-                    info!(group = %self.group, ip = %net, dev = %self.ifname, "{note}");
-                    self.set(net.addr, IpState::Held);
-                    added.push(net.addr);
-                }
-                Err(e) => {
-                    warn!(group = %self.group, ip = %net, dev = %self.ifname, "could not add: {e}");
-                    self.set(net.addr, IpState::Failed(e.to_string()));
-                }
-            }
-        }
-        self.announce(&added).await;
-        Some(conflicts)
-    }
-
-    /// One round of announcements for `ips`: gratuitous ARP for IPv4, an
-    /// unsolicited neighbour advertisement for IPv6 (RFC 4861 §7.2.6).
-    async fn announce(&self, ips: &[IpAddr]) {
-        let mut sent = 0;
-        for ip in ips {
-            let result = match ip {
-                IpAddr::V4(v4) => self.arp.announce(*v4).await,
-                IpAddr::V6(v6) => announce_v6(&self.ifname, *v6, self.mac).await,
-            };
-            match result {
-                Ok(()) => sent += 1,
-                Err(e) => warn!(group = %self.group, ip = %ip, "announcement failed: {e}"),
-            }
-        }
-        if let Ok(mut s) = self.status.lock() {
-            s.garps_sent += sent;
-        }
-    }
-
-    /// Switches to `plan`: addresses dropped from the group leave the
-    /// interface (whatever our role) and the status; returns the added ones,
-    /// which the caller acquires (master) or makes sure are absent (backup).
-    async fn replan(&mut self, plan: IpPlan) -> Vec<IpNet> {
-        let old: BTreeSet<IpNet> = self.ips.iter().copied().collect();
-        let new: BTreeSet<IpNet> = plan.ips.iter().copied().collect();
-        let dropped: Vec<IpNet> = old.difference(&new).copied().collect();
-        let added: Vec<IpNet> = new.difference(&old).copied().collect();
-        self.timing = plan.timing;
-        self.ips = plan.ips;
-        if !dropped.is_empty() || !added.is_empty() {
-            info!(group = %self.group, added = added.len(), dropped = dropped.len(), "address list changed by reload");
-        }
-        self.remove(&dropped, "dropped from the group by reload")
-            .await;
-        let kept: BTreeSet<IpAddr> = new.iter().map(|n| n.addr).collect();
-        if let Ok(mut s) = self.status.lock() {
-            s.ips.retain(|ip, _| kept.contains(ip));
-        }
-        for net in &added {
-            self.set(net.addr, IpState::Absent);
-        }
-        added
-    }
-
-    fn held(&self) -> Vec<IpAddr> {
-        self.status
-            .lock()
-            .map(|s| {
-                s.ips
-                    .iter()
-                    .filter(|(_, st)| **st == IpState::Held)
-                    .map(|(ip, _)| *ip)
-                    .collect()
-            })
-            .unwrap_or_default()
+/// The daemon's planner policy: probe, keep re-probing, leased addresses,
+/// start-up reconcile of our own marks only.
+pub fn daemon_policy(timing: &IpTiming, lease: Lease) -> Policy {
+    Policy {
+        probe: true,
+        reprobe: true,
+        reprobe_interval: timing.reprobe_interval,
+        lease: Some(lease),
+        garp_count: timing.garp_count,
+        garp_interval: timing.garp_interval,
+        startup_only_ours: true,
     }
 }
 
+/// Our view of an address as the planner wants it.
+pub fn seen(info: &AddrInfo) -> Seen {
+    Seen {
+        addr: info.addr,
+        prefix: info.prefix,
+        ours: info.is_ours(),
+        valid_left: info.valid_left,
+    }
+}
+
+type ProbeFuture =
+    Pin<Box<dyn Future<Output = (u64, Result<BTreeMap<IpAddr, String>, String>)> + Send>>;
+
 /// The per-group task. Ends after a `stop` wish, once the IPs are removed.
-pub async fn run(mut g: GroupIps, mut desired: watch::Receiver<Desired>, links: TaskLinks) {
+pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: TaskLinks) {
     let TaskLinks { mut plan, released } = links;
     let mut plan_open = true;
-    for net in &g.ips {
-        g.set(net.addr, IpState::Absent);
-    }
-    let mut seen = Desired::default();
-    let mut pending: Vec<IpNet> = Vec::new();
-    let mut reprobe_at: Option<Instant> = None;
-    // Conflicts right after taking over are often the old master that has
-    // not removed its IPs yet (it does within milliseconds of our advert), so
-    // the first re-probe is quick and the next ones back off to the
-    // configured interval.
-    let mut reprobe_delay = FIRST_REPROBE;
-    // Repeats of the gratuitous ARP after the first one: (time, round left, epoch).
-    let mut garp_repeat: Option<(Instant, u32, u64)> = None;
+    let mut events_open = true;
+    let mut t = Task {
+        planner: Planner::new(&g.ips, daemon_policy(&g.timing, g.lease)),
+        timing: g.timing,
+        conflicts: BTreeMap::new(),
+        g,
+    };
+    // The probe in flight (outside `Task`: a future is Send but not Sync).
+    let mut probe: Option<ProbeFuture> = None;
+    // What is on the interface before the first wish: the start-up
+    // reconcile and adoption of our own leased IPs depend on it.
+    t.read().await;
+    let mut announce_seen = 0;
     loop {
         let want = *desired.borrow_and_update();
+        let now = Instant::now().into_std();
+        t.planner.want(
+            now,
+            Wish {
+                master: want.master,
+                epoch: want.epoch,
+                settle: want.settle,
+                stop: want.stop,
+            },
+        );
+        if want.announce != announce_seen {
+            announce_seen = want.announce;
+            t.planner.reannounce();
+        }
+        t.run_ops(&released, &mut probe).await;
         if want.stop {
-            g.remove_all("stopping").await;
             return;
         }
-        if want.master && (want.epoch != seen.epoch || !seen.master) {
-            pending.clear();
-            reprobe_at = None;
-            if !want.settle.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(want.settle) => {}
-                    // A newer wish: look again from the top.
-                    _ = desired.changed() => continue,
-                }
-            }
-            match g.acquire(&g.ips, &mut desired, want.epoch).await {
-                None => continue, // the wish changed while probing: look again
-                Some(conflicts) => {
-                    reprobe_delay = FIRST_REPROBE.min(g.timing.reprobe_interval);
-                    if !conflicts.is_empty() {
-                        reprobe_at = Some(Instant::now() + reprobe_delay);
-                    }
-                    pending = conflicts;
-                    if g.timing.garp_count > 1 {
-                        garp_repeat = Some((
-                            Instant::now() + g.timing.garp_interval,
-                            g.timing.garp_count - 1,
-                            want.epoch,
-                        ));
-                    }
-                }
-            }
-        } else if !want.master && (seen.master || seen == Desired::default()) {
-            pending.clear();
-            reprobe_at = None;
-            garp_repeat = None;
-            let first = seen == Desired::default();
-            g.remove_all(if first {
-                "start-up reconcile: not master"
-            } else {
-                "not master"
-            })
-            .await;
-        } else if want.master && want.announce != seen.announce {
-            let held = g.held();
-            info!(group = %g.group, count = held.len(), "re-announcing");
-            g.announce(&held).await;
-        }
-        if !want.master {
-            released.send_if_modified(|e| {
-                let newer = *e < want.epoch;
-                if newer {
-                    *e = want.epoch;
-                }
-                newer
-            });
-        }
-        seen = want;
-
-        let far = Instant::now() + Duration::from_secs(3600);
+        let deadline = t.planner.next_deadline().map(Instant::from_std);
         tokio::select! {
             r = desired.changed() => {
                 if r.is_err() {
                     // The daemon is gone without a stop wish: leave nothing behind.
-                    g.remove_all("daemon loop ended").await;
+                    t.planner.want(Instant::now().into_std(), Wish { stop: true, ..Wish::default() });
+                    t.run_ops(&released, &mut probe).await;
                     return;
                 }
             }
             r = plan.changed(), if plan_open => match r {
                 Ok(()) => {
                     let new = plan.borrow_and_update().clone();
-                    let added = g.replan(new).await;
-                    pending.retain(|n| g.ips.contains(n));
-                    if pending.is_empty() {
-                        reprobe_at = None;
-                    }
-                    if added.is_empty() {
-                        continue;
-                    }
-                    if !seen.master {
-                        g.remove(&added, "not master").await;
-                        continue;
-                    }
-                    match g.acquire(&added, &mut desired, seen.epoch).await {
-                        Some(conflicts) => pending.extend(conflicts),
-                        // The wish changed mid-probe: retry them right away
-                        // unless the top of the loop releases everything.
-                        None => pending.extend(added),
-                    }
-                    if !pending.is_empty() && reprobe_at.is_none() {
-                        reprobe_delay = FIRST_REPROBE.min(g.timing.reprobe_interval);
-                        reprobe_at = Some(Instant::now() + reprobe_delay);
-                    }
-                    if g.timing.garp_count > 1 {
-                        garp_repeat = Some((
-                            Instant::now() + g.timing.garp_interval,
-                            g.timing.garp_count - 1,
-                            seen.epoch,
-                        ));
-                    }
+                    t.replan(new);
                 }
                 Err(_) => plan_open = false,
             },
-            _ = sleep_until(reprobe_at.unwrap_or(far)), if reprobe_at.is_some() => {
-                let targets = pending.clone();
-                match g.acquire(&targets, &mut desired, seen.epoch).await {
-                    Some(still) => {
-                        reprobe_delay = (reprobe_delay * 2).min(g.timing.reprobe_interval);
-                        reprobe_at = (!still.is_empty()).then(|| Instant::now() + reprobe_delay);
-                        pending = still;
-                    }
-                    // The wish changed mid-probe: the top of the loop decides
-                    // whether these are still wanted (a release clears them).
-                    None => reprobe_at = Some(Instant::now()),
-                }
+            (token, result) = async { probe.as_mut().expect("guarded by the select condition").await }, if probe.is_some() => {
+                probe = None;
+                t.probed(token, result);
             }
-            _ = sleep_until(garp_repeat.map_or(far, |r| r.0)), if garp_repeat.is_some() => {
-                if let Some((_, left, epoch)) = garp_repeat.take() {
-                    if seen.master && epoch == seen.epoch {
-                        g.announce(&g.held()).await;
-                        if left > 1 {
-                            garp_repeat = Some((Instant::now() + g.timing.garp_interval, left - 1, epoch));
+            ev = t.g.events.next(), if events_open => match ev {
+                Some(NetEvent::Addr { added, info, by }) if info.ifindex == t.g.ifindex => {
+                    t.planner.addr_event(added, seen(&info), by);
+                }
+                Some(NetEvent::Overrun) => t.planner.resync(),
+                Some(_) => {}
+                None => {
+                    error!(group = %t.g.group, "address events stopped: a removed IP is noticed only at the next lease refresh");
+                    events_open = false;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                t.planner.timeout(Instant::now().into_std());
+            }
+        }
+    }
+}
+
+struct Task {
+    g: GroupIps,
+    planner: Planner,
+    timing: IpTiming,
+    /// Who answered for each conflicting IP, as last logged: a conflict is
+    /// logged when it starts or its answerer changes, not at every re-probe.
+    conflicts: BTreeMap<IpAddr, String>,
+}
+
+impl Task {
+    /// Carries out every op the planner has, feeding results back, then
+    /// publishes the IPs' states.
+    async fn run_ops(&mut self, released: &watch::Sender<u64>, probe: &mut Option<ProbeFuture>) {
+        while let Some(op) = self.planner.poll_op() {
+            match op {
+                // A newer probe replaces the one in flight (its token is dead).
+                Op::Probe { token, ips } => *probe = Some(self.probe(token, ips)),
+                Op::Add { nets } => {
+                    let lease = self
+                        .planner
+                        .policy()
+                        .lease
+                        .map_or(Lifetime::Forever, |l| Lifetime::Lease(l.secs));
+                    let mut results = Vec::new();
+                    for net in nets {
+                        let r = self
+                            .g
+                            .netlink
+                            .add_addr(self.g.ifindex, net.addr, net.prefix, lease)
+                            .await;
+                        results.push((net, self.log_add(net, r)));
+                    }
+                    self.planner.added(Instant::now().into_std(), results);
+                }
+                Op::Refresh { nets, not_after } => {
+                    let mut results = Vec::new();
+                    let lease = self.planner.policy().lease.map_or(0, |l| l.secs);
+                    for net in nets {
+                        // Frozen between the read and now: the read proves
+                        // nothing any more (docs/safety.md, "Kernel leases").
+                        let r = if std::time::Instant::now() > not_after {
+                            Err("the read is too old to refresh on".to_string())
+                        } else {
+                            self.g
+                                .netlink
+                                .refresh_addr(
+                                    self.g.ifindex,
+                                    net.addr,
+                                    net.prefix,
+                                    Lifetime::Lease(lease),
+                                )
+                                .await
+                                .map_err(|e| e.to_string())
+                        };
+                        if let Err(e) = &r {
+                            warn!(group = %self.g.group, ip = %net, "lease not renewed: {e}");
                         }
+                        results.push((net, r));
+                    }
+                    self.planner.refreshed(Instant::now().into_std(), results);
+                }
+                Op::Remove { nets, why } => {
+                    let mut results = Vec::new();
+                    for net in nets {
+                        let r = self
+                            .g
+                            .netlink
+                            .del_addr(self.g.ifindex, net.addr, net.prefix)
+                            .await;
+                        let r = match r {
+                            Ok(AddrChange::Done) => {
+                                info!(group = %self.g.group, ip = %net, dev = %self.g.ifname, "removed ({why})");
+                                Ok(())
+                            }
+                            Ok(AddrChange::AlreadyDone) => Ok(()),
+                            Err(e) => {
+                                warn!(group = %self.g.group, ip = %net, dev = %self.g.ifname, "could not remove: {e}");
+                                Err(e.to_string())
+                            }
+                        };
+                        results.push((net, r));
+                    }
+                    self.planner.removed(results);
+                }
+                Op::Announce { ips } => self.announce(&ips).await,
+                Op::ReadAddrs => self.read().await,
+                Op::Released { epoch } => {
+                    released.send_if_modified(|e| {
+                        let newer = *e < epoch;
+                        if newer {
+                            *e = epoch;
+                        }
+                        newer
+                    });
+                }
+                Op::Note(note) => self.note(note),
+            }
+        }
+        if let Ok(mut s) = self.g.status.lock() {
+            s.ips = self.planner.states();
+        }
+    }
+
+    fn log_add(
+        &self,
+        net: IpNet,
+        r: Result<AddrChange, crate::sys::SysError>,
+    ) -> Result<(), String> {
+        let g = &self.g;
+        match r {
+            Ok(change) => {
+                let note = match change {
+                    AddrChange::Done => "added",
+                    AddrChange::AlreadyDone => "already present",
+                };
+                info!(group = %g.group, ip = %net, dev = %g.ifname, "{note}");
+                Ok(())
+            }
+            Err(e) => {
+                warn!(group = %g.group, ip = %net, dev = %g.ifname, "could not add: {e}");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn probe(&self, token: u64, ips: Vec<IpAddr>) -> ProbeFuture {
+        let arp = self.g.arp.clone();
+        let ifname = self.g.ifname.clone();
+        let ifindex = self.g.ifindex;
+        let timeout = self.timing.probe_timeout;
+        Box::pin(async move {
+            let result = probe_all(&arp, &ifname, ifindex, &ips, timeout)
+                .await
+                .map(|outcomes| {
+                    outcomes
+                        .into_iter()
+                        .filter_map(|o| o.responder.map(|r| (o.ip, r.to_string())))
+                        .collect()
+                })
+                .map_err(|e| e.to_string());
+            (token, result)
+        })
+    }
+
+    fn probed(&mut self, token: u64, result: Result<BTreeMap<IpAddr, String>, String>) {
+        match &result {
+            Ok(answered) => {
+                self.conflicts.retain(|ip, _| answered.contains_key(ip));
+                for (ip, who) in answered {
+                    if self.conflicts.get(ip) != Some(who) {
+                        warn!(group = %self.g.group, %ip, "conflict: {who}; not adding, will re-probe");
+                        self.conflicts.insert(*ip, who.clone());
                     }
                 }
+                if let Ok(mut s) = self.g.status.lock() {
+                    s.conflicts += answered.len() as u64;
+                }
             }
+            Err(e) => warn!(group = %self.g.group, "probe failed: {e}; not adding, will retry"),
+        }
+        self.planner
+            .probed(Instant::now().into_std(), token, result);
+    }
+
+    /// Reads the interface's addresses into the planner.
+    async fn read(&mut self) {
+        match self.g.netlink.addr_infos(self.g.ifindex).await {
+            Ok(infos) => {
+                let seen: Vec<Seen> = infos.iter().map(seen).collect();
+                self.planner.observed(Instant::now().into_std(), &seen);
+            }
+            Err(e) => {
+                // Nothing learnt; the planner asks again at its next step.
+                warn!(group = %self.g.group, dev = %self.g.ifname, "cannot read the addresses: {e}");
+                self.planner.observed_failed();
+            }
+        }
+    }
+
+    fn replan(&mut self, plan: IpPlan) {
+        let now = Instant::now().into_std();
+        if plan.timing != self.timing {
+            self.timing = plan.timing;
+            let lease = self.g.lease;
+            self.planner.set_policy(daemon_policy(&self.timing, lease));
+        }
+        info!(group = %self.g.group, ips = plan.ips.len(), "address list reloaded");
+        self.planner.set_ips(now, &plan.ips);
+    }
+
+    /// One round of announcements: gratuitous ARP for IPv4, an unsolicited
+    /// neighbour advertisement for IPv6 (RFC 4861 §7.2.6).
+    async fn announce(&self, ips: &[IpAddr]) {
+        let mut sent = 0;
+        for ip in ips {
+            let result = match ip {
+                IpAddr::V4(v4) => self.g.arp.announce(*v4).await,
+                IpAddr::V6(v6) => announce_v6(&self.g.ifname, *v6, self.g.mac).await,
+            };
+            match result {
+                Ok(()) => sent += 1,
+                Err(e) => warn!(group = %self.g.group, ip = %ip, "announcement failed: {e}"),
+            }
+        }
+        if let Ok(mut s) = self.g.status.lock() {
+            s.garps_sent += sent;
+        }
+    }
+
+    fn note(&self, note: Note) {
+        let g = &self.g;
+        match note {
+            Note::Lost { ip, by } => {
+                let who = match by {
+                    None => "by an unknown cause".to_string(),
+                    Some(0) => {
+                        "by the kernel: its lease ran out (was this daemon frozen or starved?)"
+                            .to_string()
+                    }
+                    Some(port) => format!(
+                        "by netlink port {port} (usually the PID of the tool, e.g. `ip addr del`)"
+                    ),
+                };
+                let text = format!(
+                    "{ip} disappeared from {} {who}; taking it back after a probe",
+                    g.ifname
+                );
+                warn!(group = %g.group, %ip, "{text}");
+                if let Ok(mut s) = g.status.lock() {
+                    s.lost += 1;
+                    s.last_event = Some((text, SystemTime::now()));
+                }
+            }
+            Note::LeaseRunningOut { ip, left } => warn!(group = %g.group, %ip,
+                "lease has only {left} s left (this daemon was stalled): removing it and taking it again after a probe"),
+            Note::Adopted { ips } => info!(group = %g.group, count = ips.len(),
+                "kept our own leased IPs found on {} (restart): renewing their leases", g.ifname),
+            Note::NotOurs { ip } => warn!(group = %g.group, %ip,
+                "is on {} without ipfail's mark: not ours, left alone", g.ifname),
         }
     }
 }

@@ -171,6 +171,8 @@ struct Slot {
     seen: Option<Seen>,
     /// A del event arrived that a read has not confirmed yet.
     lost_by: Option<u32>,
+    /// When the lease we last set runs out, by our clock.
+    lease_end: Option<Instant>,
 }
 
 pub struct Planner {
@@ -226,6 +228,7 @@ impl Planner {
                     state: IpState::Absent,
                     seen: None,
                     lost_by: None,
+                    lease_end: None,
                 },
             );
         }
@@ -315,6 +318,7 @@ impl Planner {
                     state: IpState::Absent,
                     seen: None,
                     lost_by: None,
+                    lease_end: None,
                 }
             });
             slot.net = net;
@@ -548,6 +552,7 @@ impl Planner {
                         valid_left: self.policy.lease.map(|l| l.secs),
                     });
                     s.lost_by = None;
+                    s.lease_end = self.policy.lease.map(|l| now + secs(l));
                     announce.push(net.addr);
                 }
                 Err(e) => s.state = IpState::Failed(e),
@@ -590,10 +595,18 @@ impl Planner {
     }
 
     /// Results of an [`Op::Refresh`]; `Err` for each one not refreshed.
-    pub fn refreshed(&mut self, results: Vec<(IpNet, Result<(), String>)>) {
+    pub fn refreshed(&mut self, now: Instant, results: Vec<(IpNet, Result<(), String>)>) {
         let mut lost = false;
+        let lease = self.policy.lease;
         for (net, r) in results {
-            if let (Some(s), Err(_)) = (self.slots.get_mut(&net.addr), r) {
+            let Some(s) = self.slots.get_mut(&net.addr) else {
+                continue;
+            };
+            if r.is_ok() {
+                s.lease_end = lease.map(|l| now + secs(l));
+                continue;
+            }
+            {
                 // Unknown state: read the interface again before anything.
                 s.lost_by = s.lost_by.or(Some(u32::MAX));
                 s.state = IpState::Absent;
@@ -641,10 +654,11 @@ impl Planner {
             match s.seen {
                 None => {
                     s.state = IpState::Absent;
-                    self.ops.push(Op::Note(Note::Lost {
-                        ip: *ip,
-                        by: by.filter(|b| *b != u32::MAX),
-                    }));
+                    // No event named a remover yet, but our lease is over:
+                    // the kernel removed it (we were frozen or starved).
+                    let expired = s.lease_end.is_some_and(|end| end <= now);
+                    let by = by.filter(|b| *b != u32::MAX).or(expired.then_some(0));
+                    self.ops.push(Op::Note(Note::Lost { ip: *ip, by }));
                     lost.push(*ip);
                 }
                 Some(seen) if leased && refresh => match seen.valid_left {
@@ -673,6 +687,12 @@ impl Planner {
             });
         }
         self.take(lost);
+    }
+
+    /// A read ([`Op::ReadAddrs`]) could not be done: nothing is learnt;
+    /// the next timer or event asks again.
+    pub fn observed_failed(&mut self) {
+        self.reading = false;
     }
 
     /// An address event from the kernel for the group's interface. Events
@@ -768,6 +788,10 @@ impl Planner {
             self.ops.push(Op::Remove { nets, why });
         }
     }
+}
+
+fn secs(lease: Lease) -> Duration {
+    Duration::from_secs(u64::from(lease.secs))
 }
 
 /// The exact entry an address has on the NIC (its prefix there).

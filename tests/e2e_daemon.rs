@@ -1,101 +1,25 @@
 //! `ipfail daemon` end to end: real hosts in network namespaces on one bridge,
-//! real CARP on the wire, real addresses on the NICs (DESIGN.md §6).
+//! real CARP on the wire, real addresses on the NICs (docs/design.md §8).
 //!
 //! Hosts: a = 192.0.2.1 (advskew 0, preferred), b = 192.0.2.2 (advskew 100),
 //! client c = 192.0.2.100 with an on-link route to the floating range.
-//! The group `web` (vhid 10) floats 203.0.113.10-12.
+//! The group `web` (vhid 10) floats 203.0.113.10-12 (`lab::Pair`).
 
 mod lab;
 
-use lab::{longest_double_hold, Host, Lab};
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use lab::{longest_double_hold, pair_config, Host, Lab, Pair, PAIR_IPS};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const IPS: [&str; 3] = ["203.0.113.10", "203.0.113.11", "203.0.113.12"];
+const IPS: [&str; 3] = PAIR_IPS;
 const SEC: Duration = Duration::from_secs(1);
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ipfail"))
 }
 
-fn write_config(dir: &Path, host: &str, advskew: u8, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{host}.cfg"));
-    let text = format!(
-        "[ipfail]\n\
-         control_socket = {sock}\n\
-         state_dir = {state}\n\
-         probe_timeout = 0.2\n\
-         reprobe_interval = 0.3\n\
-         garp_interval = 0.2\n\
-         \n\
-         [web]\n\
-         interface = eth0\n\
-         vhid = 10\n\
-         advskew = {advskew}\n\
-         pass = secret\n\
-         {extra}\
-         ips : {ips}\n",
-        sock = dir.join(host).join("ipfail.sock").display(),
-        state = dir.join(format!("{host}-state")).display(),
-        ips = IPS.join("\n      "),
-    );
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
-struct Pair {
-    lab: Lab,
-    a: Host,
-    b: Host,
-    c: Host,
-    dir: PathBuf,
-}
-
-impl Pair {
-    fn new(test: &str) -> Pair {
-        let lab = Lab::new(test);
-        let a = lab.add_host("a", "192.0.2.1/24");
-        let b = lab.add_host("b", "192.0.2.2/24");
-        let c = lab.add_host("c", "192.0.2.100/24");
-        lab.route_onlink(&c, "203.0.113.0/24");
-        let dir = lab::workdir(test);
-        write_config(&dir, "a", 0, "");
-        write_config(&dir, "b", 100, "");
-        Pair { lab, a, b, c, dir }
-    }
-
-    fn start(&self, host: &Host) -> u32 {
-        let cfg = self.dir.join(format!("{}.cfg", host.name));
-        let log = self.dir.join(format!("{}.log", host.name));
-        let cfg = cfg.to_string_lossy().into_owned();
-        self.lab.spawn(host, &bin(), &["daemon", "-c", &cfg], &log)
-    }
-
-    fn held(&self, host: &Host) -> Vec<&'static str> {
-        let addrs = self.lab.addrs(host);
-        IPS.iter()
-            .copied()
-            .filter(|ip| addrs.contains(&ip.parse::<IpAddr>().expect("literal")))
-            .collect()
-    }
-
-    fn holds_all(&self, host: &Host) -> bool {
-        self.held(host).len() == IPS.len()
-    }
-
-    fn log(&self, host: &Host) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{}.log", host.name))).unwrap_or_default()
-    }
-
-    /// Wait until `host` holds every IP and `other` none; returns when.
-    fn wait_holder(&self, host: &Host, other: &Host, timeout: Duration) -> Instant {
-        self.lab.wait_until(
-            &format!("{} holds all IPs and {} none", host.name, other.name),
-            timeout,
-            || (self.holds_all(host) && self.held(other).is_empty()).then(Instant::now),
-        )
-    }
+fn pair(test: &str) -> Pair {
+    Pair::new(test, &bin())
 }
 
 #[test]
@@ -103,7 +27,7 @@ fn link_cut_moves_every_ip_and_preempt_brings_them_back() {
     if !lab::require_root() {
         return;
     }
-    let p = Pair::new("cut");
+    let p = pair("cut");
     p.start(&p.a);
     p.start(&p.b);
     p.wait_holder(&p.a, &p.b, 10 * SEC);
@@ -194,7 +118,7 @@ fn sigterm_on_the_master_hands_over_within_a_second() {
     if !lab::require_root() {
         return;
     }
-    let p = Pair::new("term");
+    let p = pair("term");
     let a = p.start(&p.a);
     p.start(&p.b);
     p.wait_holder(&p.a, &p.b, 10 * SEC);
@@ -218,7 +142,7 @@ fn an_ip_live_on_a_third_host_is_not_taken_until_it_lets_go() {
     if !lab::require_root() {
         return;
     }
-    let p = Pair::new("third");
+    let p = pair("third");
     let t = p.lab.add_host("t", "192.0.2.3/24");
     p.lab.add_addr(&t, "203.0.113.11/32");
     p.start(&p.a);
@@ -246,54 +170,11 @@ fn an_ip_live_on_a_third_host_is_not_taken_until_it_lets_go() {
 }
 
 #[test]
-fn a_killed_master_keeps_its_ips_and_a_restart_settles_on_one_holder() {
-    if !lab::require_root() {
-        return;
-    }
-    let p = Pair::new("kill");
-    let a = p.start(&p.a);
-    p.start(&p.b);
-    p.wait_holder(&p.a, &p.b, 10 * SEC);
-    assert!(p.lab.signal(a, "KILL"));
-    p.lab.wait_exit(a, 5 * SEC).expect("a died");
-    assert!(p.holds_all(&p.a), "SIGKILL leaves the IPs on a's NIC");
-    // b becomes master after ~3.4 s but must not take IPs that still answer.
-    p.lab.wait_until("b becomes master", 10 * SEC, || {
-        p.log(&p.b).contains("BACKUP -> MASTER").then_some(())
-    });
-    std::thread::sleep(2 * SEC);
-    assert!(
-        p.held(&p.b).is_empty(),
-        "b took a live IP: {:?}",
-        p.held(&p.b)
-    );
-    assert!(p.log(&p.b).contains("conflict"), "{}", p.log(&p.b));
-
-    // The restarted daemon clears its stale IPs, then wins the group back.
-    p.start(&p.a);
-    p.lab
-        .wait_until("a clears its stale IPs at start", 5 * SEC, || {
-            p.log(&p.a).contains("start-up reconcile").then_some(())
-        });
-    p.wait_holder(&p.a, &p.b, 15 * SEC);
-    std::thread::sleep(SEC);
-    assert!(
-        p.holds_all(&p.a) && p.held(&p.b).is_empty(),
-        "settled on a alone"
-    );
-    assert!(
-        p.log(&p.a).contains("start-up reconcile"),
-        "{}",
-        p.log(&p.a)
-    );
-}
-
-#[test]
 fn an_invalid_config_stops_check_and_daemon_without_touching_addresses() {
     if !lab::require_root() {
         return;
     }
-    let p = Pair::new("badcfg");
+    let p = pair("badcfg");
     let dir = &p.dir;
     let bad = dir.join("bad.cfg");
     std::fs::write(
@@ -330,7 +211,7 @@ fn without_privileges_the_daemon_names_what_is_missing() {
         return;
     }
     let dir = lab::workdir("nopriv");
-    let cfg = write_config(&dir, "a", 0, "");
+    let cfg = pair_config(&dir, "a", 0, "");
     let out = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",

@@ -107,6 +107,8 @@ pub enum Reason {
     Demoted,
     /// The process is stopping.
     Shutdown,
+    /// Restarted holding our own leased IPs (see [`Fsm::resume`]).
+    Resumed,
 }
 
 impl fmt::Display for Reason {
@@ -139,6 +141,9 @@ impl fmt::Display for Reason {
             Reason::LinkUp => f.write_str("link up, waiting for a master"),
             Reason::Demoted => f.write_str("demoted by the operator: handed the group over"),
             Reason::Shutdown => f.write_str("shutting down"),
+            Reason::Resumed => {
+                f.write_str("restarted holding our own leased IPs: resuming as master")
+            }
         }
     }
 }
@@ -258,6 +263,17 @@ impl Fsm {
         let mut out = Vec::new();
         if self.state == State::Init {
             self.enter(now, State::Backup, Reason::Startup, &mut out);
+        }
+        out
+    }
+
+    /// Begin as MASTER: the daemon restarted and found its own leased IPs
+    /// still on the NIC (docs/safety.md, "Restarts"). A better peer's
+    /// next advert sends us to BACKUP as usual.
+    pub fn resume(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == State::Init {
+            self.enter(now, State::Master, Reason::Resumed, &mut out);
         }
         out
     }

@@ -55,6 +55,10 @@ pub struct GroupStatus {
     pub master_down_in_secs: Option<f64>,
     /// Every configured IP, in file order.
     pub ips: Vec<IpStatus>,
+    /// The last held IP that disappeared from the interface (removed by
+    /// someone, or its lease ran out), in words; null if none.
+    #[serde(default)]
+    pub last_ip_event: Option<IpEvent>,
     pub counters: Counters,
     /// The last advert for this vhid that failed authentication; null if none.
     pub auth: Option<AuthStatus>,
@@ -71,6 +75,12 @@ pub struct MasterStatus {
     /// Seconds since its last advert (ours, when this host is master).
     pub age_secs: f64,
     pub this_host: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IpEvent {
+    pub what: String,
+    pub age_secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +101,9 @@ pub struct Counters {
     pub transitions: u64,
     pub conflicts: u64,
     pub garps_sent: u64,
+    /// Held IPs that disappeared from the interface and were taken back.
+    #[serde(default)]
+    pub ips_lost: u64,
     /// Rejected datagrams by class (`malformed`, `bad_ttl`, `bad_version`,
     /// `bad_type`, `bad_checksum`, `unknown_vhid`, `auth_failed`,
     /// `own_advert`); a group counts the ones that name its vhid.

@@ -23,6 +23,7 @@ use crate::carp::fsm::{Action, Fsm, FsmConfig};
 use crate::carp::packet::{Advert, AuthKey};
 use crate::config::{Carp, Config, Global, Group};
 use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpPlan, IpTiming, TaskLinks};
+use crate::ipplan::Lease;
 use crate::sys::linux::{ArpSocket, CarpSocket, LinkInfo};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
@@ -63,6 +64,9 @@ struct Starting {
     ip_link: LinkInfo,
     arp: ArpSocket,
     iface: IfaceRef,
+    /// Our own leased IPs of the group are on the NIC (daemon start only):
+    /// the group resumes as master (docs/safety.md, "Restarts").
+    adopt: bool,
 }
 
 fn timing(g: &Global) -> IpTiming {
@@ -184,6 +188,20 @@ impl Daemon {
                         .map_err(gerr)?;
                     let arp = ArpSocket::open(ip_link.index, ip_link.mac.unwrap_or([0; 6]))
                         .map_err(gerr)?;
+                    // Only at start: a group restarted by a reload has just
+                    // released its IPs and must not take them for its own.
+                    let adopt = first
+                        && self
+                            .netlink
+                            .addr_infos(ip_link.index)
+                            .await
+                            .map_err(gerr)?
+                            .iter()
+                            .any(|a| {
+                                a.is_ours()
+                                    && a.valid_left.is_some()
+                                    && g.ips.iter().any(|n| n.addr == a.addr)
+                            });
                     steps.push(Step::Start(Box::new(Starting {
                         group: g,
                         carp,
@@ -191,6 +209,7 @@ impl Daemon {
                         ip_link,
                         arp,
                         iface,
+                        adopt,
                     })));
                 }
             }
@@ -249,6 +268,7 @@ impl Daemon {
                         ip_link,
                         arp,
                         iface,
+                        adopt,
                     } = *start;
                     let replaced = old.and_then(|(o, why)| {
                         old_groups
@@ -268,7 +288,9 @@ impl Daemon {
                         IfaceRef::Existing(id) => id,
                         IfaceRef::New(i) => new_ids.get(i).copied().unwrap_or(u64::MAX),
                     };
-                    groups.push(self.start_group(group, carp, ip_link, arp, iface, timing, now));
+                    let mut g = self.start_group(group, carp, ip_link, arp, iface, timing, now);
+                    g.adopt = adopt;
+                    groups.push(g);
                 }
             }
         }
@@ -400,7 +422,9 @@ impl Daemon {
                 mac: ip_link.mac.unwrap_or([0; 6]),
                 ips: g.ips.clone(),
                 timing,
+                lease: Lease::for_timers(carp.advbase, carp.advskew),
                 netlink: self.netlink.clone(),
+                events: self.events.listen(),
                 arp: Arc::new(arp),
                 status: ip_status.clone(),
             },
@@ -448,6 +472,7 @@ impl Daemon {
             links,
             link_ok: false,
             started: false,
+            adopt: false,
             counter: initial_counter(self.next_id as usize),
             desired,
             plan: plan_tx,

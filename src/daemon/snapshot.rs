@@ -10,8 +10,8 @@ use crate::carp::ipv4::RejectClass;
 use crate::carp::packet::AuthDiagnosis;
 use crate::config::IpNet;
 use crate::control::schema::{
-    secs, AuthStatus, Counters, DaemonInfo, GroupStatus, InterfaceStatus, IpStatus, MasterStatus,
-    Status,
+    secs, AuthStatus, Counters, DaemonInfo, GroupStatus, InterfaceStatus, IpEvent, IpStatus,
+    MasterStatus, Status,
 };
 use crate::control::VERSION;
 use crate::ipmgr::{GroupIpStatus, IpState};
@@ -157,9 +157,15 @@ fn all_classes(seen: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
 
 impl GroupSnap {
     fn to_status(&self, now: Instant, since_unix: u64) -> GroupStatus {
-        let (ip_states, garps_sent, conflicts) = match self.ip_status.lock() {
-            Ok(s) => (s.ips.clone(), s.garps_sent, s.conflicts),
-            Err(_) => (BTreeMap::new(), 0, 0),
+        let (ip_states, garps_sent, conflicts, ips_lost, last_event) = match self.ip_status.lock() {
+            Ok(s) => (
+                s.ips.clone(),
+                s.garps_sent,
+                s.conflicts,
+                s.lost,
+                s.last_event.clone(),
+            ),
+            Err(_) => (BTreeMap::new(), 0, 0, 0, None),
         };
         let ips = self
             .ips
@@ -209,12 +215,21 @@ impl GroupSnap {
                 .master_down_at
                 .map(|at| secs(at.saturating_duration_since(now))),
             ips,
+            last_ip_event: last_event.map(|(what, at)| IpEvent {
+                what,
+                age_secs: secs(
+                    std::time::SystemTime::now()
+                        .duration_since(at)
+                        .unwrap_or_default(),
+                ),
+            }),
             counters: Counters {
                 adverts_sent: self.adverts_sent,
                 adverts_received: self.adverts_received,
                 transitions: self.transitions,
                 conflicts,
                 garps_sent,
+                ips_lost,
                 rejected: all_classes(&self.rejected),
             },
             auth: self.auth.as_ref().map(|a| AuthStatus {

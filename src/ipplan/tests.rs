@@ -541,3 +541,28 @@ fn the_lease_outlives_our_own_master_down_interval_by_one_refresh() {
         }
     }
 }
+
+#[test]
+fn a_held_ip_gone_after_its_lease_ended_is_blamed_on_the_kernel() {
+    let t0 = Instant::now();
+    let (mut p, token) = probing(one_garp(), &[net(10)], t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(&[net(10)]));
+    drain(&mut p);
+    // Frozen past the lease: the first thing after waking is the refresh
+    // timer, whose read finds the IP gone before any event is seen.
+    let woke = t0 + Duration::from_secs(u64::from(LEASE.secs) + 2);
+    p.timeout(woke);
+    assert_eq!(drain(&mut p), vec![Op::ReadAddrs]);
+    p.observed(woke, &[]);
+    let ops = drain(&mut p);
+    assert_eq!(
+        ops.first(),
+        Some(&Op::Note(Note::Lost {
+            ip: ip(10),
+            by: Some(0)
+        }))
+    );
+    assert!(ops.iter().any(|o| matches!(o, Op::Probe { .. })), "{ops:?}");
+}

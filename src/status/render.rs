@@ -153,6 +153,17 @@ fn details(out: &mut String, g: &GroupStatus) {
         format!("gratuitous ARPs {}", c.garps_sent),
     ];
     push_wrapped(out, "  adverts: ", &counters);
+    if let Some(e) = &g.last_ip_event {
+        push_wrapped(
+            out,
+            "  IPs lost: ",
+            &[
+                format!("{};", c.ips_lost),
+                format!("last {:.1} s ago:", e.age_secs),
+                e.what.clone(),
+            ],
+        );
+    }
     let rejected = nonzero(&c.rejected);
     if !rejected.is_empty() {
         push_wrapped(out, "  rejected: ", &rejected);
@@ -278,12 +289,14 @@ pub(crate) mod tests {
                 ip("203.0.113.10/32", "absent", None),
                 ip("203.0.113.11/32", "absent", None),
             ],
+            last_ip_event: None,
             counters: Counters {
                 adverts_sent: 3,
                 adverts_received: 751,
                 transitions: 2,
                 conflicts: 0,
                 garps_sent: 6,
+                ips_lost: 0,
                 rejected: rejected(0),
             },
             auth: None,

@@ -25,14 +25,17 @@
 //! namespace) and stay within 15 bytes.
 #![allow(dead_code)]
 
+mod pair;
 mod safety;
 mod sample;
 
 // Each test uses a subset of the lab; unused re-exports are expected.
 #[allow(unused_imports)]
+pub use pair::{pair_config, Pair, PAIR_IPS};
+#[allow(unused_imports)]
 pub use safety::{is_lab_addr, lab_addr, lab_cidr};
 #[allow(unused_imports)]
-pub use sample::{longest_double_hold, Sample, Sampler};
+pub use sample::{longest_double_hold, no_holder, Sample, Sampler};
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

@@ -145,3 +145,34 @@ pub fn longest_double_hold(samples: &[Sample]) -> (Duration, Option<IpAddr>) {
     }
     best
 }
+
+/// Client outage as the samples show it: the total time during which at
+/// least one of `ips` was held by no host, and the longest such stretch.
+/// Like [`longest_double_hold`], accurate to about one sampling period.
+pub fn no_holder(samples: &[Sample], ips: &[IpAddr]) -> (Duration, Duration) {
+    let mut sorted: Vec<&Sample> = samples.iter().collect();
+    sorted.sort_by_key(|s| s.at);
+    let mut held: HashMap<&str, BTreeSet<IpAddr>> = HashMap::new();
+    let (mut total, mut longest) = (Duration::ZERO, Duration::ZERO);
+    let mut since: Option<Instant> = None;
+    for s in &sorted {
+        held.insert(s.host.as_str(), s.addrs.iter().copied().collect());
+        let missing = ips.iter().any(|ip| !held.values().any(|h| h.contains(ip)));
+        match (missing, since) {
+            (true, None) => since = Some(s.at),
+            (false, Some(start)) => {
+                let len = s.at.saturating_duration_since(start);
+                total += len;
+                longest = longest.max(len);
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(start), Some(last)) = (since, sorted.last()) {
+        let len = last.at.saturating_duration_since(start);
+        total += len;
+        longest = longest.max(len);
+    }
+    (total, longest)
+}
