@@ -311,7 +311,7 @@ fn is_root() -> bool {
 /// The daemon's verdict on a file: the problems that stop it.
 #[derive(Debug, thiserror::Error)]
 pub enum HostRefusal {
-    #[error("{}; nothing touched", join(.0))]
+    #[error("{}", join(.0))]
     Problems(Vec<HostProblem>),
     #[error("cannot read this host's interfaces and addresses: {0}")]
     Read(#[from] SysError),
