@@ -441,8 +441,8 @@ pub(crate) fn hold_for_daemon_in(space: &Space, config: &Config) -> Result<Daemo
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
     #[error(
-        "another ipfail daemon is running in this network namespace ({}); one daemon per \
-         host, whatever control_socket says: stop it first (nothing was touched)",
+        "another ipfail daemon is running on this host ({}); one daemon per network \
+         namespace, whatever control_socket says: stop it first (nothing was touched)",
         .pid.map_or("pid unknown: it does not answer on @ipfail/daemon".to_string(), |p| format!("pid {p}"))
     )]
     Running { pid: Option<u32> },
@@ -755,7 +755,7 @@ mod tests {
                 let msg = e.to_string();
                 assert!(
                     msg.starts_with(&format!(
-                        "another ipfail daemon is running in this network namespace (pid {});",
+                        "another ipfail daemon is running on this host (pid {});",
                         std::process::id()
                     )),
                     "{msg}"

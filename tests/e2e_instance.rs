@@ -148,7 +148,8 @@ fn a_second_daemon_in_the_namespace_is_refused_and_the_first_keeps_its_ips() {
     let said = read(&second_log);
     assert!(
         said.contains(&format!(
-            "another ipfail daemon is running in this network namespace (pid {first})"
+            "another ipfail daemon is running on this host (pid {first}); one daemon per \
+             network namespace"
         )),
         "{said}"
     );
