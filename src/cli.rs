@@ -28,9 +28,19 @@ pub enum Command {
         verbose: bool,
     },
     /// Validate a configuration file and print the groups it defines (like `nginx -t`).
+    ///
+    /// Passing means the daemon will start on this host: besides the file itself, every
+    /// `interface` and `carp_interface` must exist here, `state_dir` must be (or be able to
+    /// become) a writable directory, and no address of `ips` may be a fixed address of this
+    /// host (one ipfail did not add). Exit status: 0 OK, 1 an error (file:line on stderr).
     Check {
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// The file is meant for another host: report this host's checks (interfaces,
+        /// state_dir, the host's own addresses) as warnings on stderr; exit 0 if the file
+        /// itself is valid.
+        #[arg(long)]
+        other_host: bool,
     },
     /// One shot for devd, udev, ucarp and other notifiers: acquire or release one group's IPs.
     ///

@@ -70,6 +70,8 @@ pub enum DaemonError {
     State(#[from] crate::state::StateError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("refusing to start, nothing touched: {0}")]
+    Host(#[from] crate::config::host::HostRefusal),
 }
 
 /// Counters of one group, shown in logs and by `ipfail status`.
@@ -197,6 +199,10 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     if !missing.is_empty() {
         return Err(DaemonError::Privileges(missing));
     }
+    // Before anything is bound or touched: a file that does not fit this
+    // host (e.g. the host's own address as a floating IP) is refused
+    // (docs/safety.md, "Only our own addresses").
+    crate::config::host::check_before_start(&config).await?;
     // First, so that a second daemon says so and touches nothing.
     let listener = control_server::bind(&config.global)?;
     // Hold every elected group's lock file for the daemon's whole life, so

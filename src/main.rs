@@ -10,17 +10,7 @@ use tracing::Level;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match config::load(&config) {
-            Ok(cfg) => {
-                print!("{}", cfg.describe());
-                println!("{}: configuration OK", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ipfail: {e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Check { config, other_host } => check(&config, other_host),
         Command::Hook {
             config,
             carp,
@@ -73,6 +63,56 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `ipfail check`: the file, then this host (`--other-host`: the host's
+/// findings are warnings). Nothing goes to stdout unless the file passes.
+fn check(path: &std::path::Path, other_host: bool) -> ExitCode {
+    let cfg = match config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("ipfail: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (problems, unread) = match config::host::HostView::read_now() {
+        Ok(view) => (config::host::check_host(&cfg, &view), None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    if other_host {
+        if let Some(e) = &unread {
+            eprintln!("ipfail: warning: cannot read this host's interfaces and addresses: {e}");
+        }
+        for p in &problems {
+            eprintln!("ipfail: warning (another host's file): {p}");
+        }
+    } else if unread.is_some() || !problems.is_empty() {
+        if let Some(e) = &unread {
+            eprintln!("ipfail: cannot read this host's interfaces and addresses: {e}");
+        }
+        for p in &problems {
+            eprintln!("ipfail: {p}");
+        }
+        eprintln!(
+            "ipfail: {}: the file is valid but does not fit this host; \
+             for a file meant for another host use: ipfail check --other-host -c {}",
+            path.display(),
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    print!("{}", cfg.describe());
+    if other_host {
+        println!(
+            "{}: configuration OK (checked for another host: {} finding(s) about this host \
+             were warnings)",
+            path.display(),
+            problems.len() + usize::from(unread.is_some())
+        );
+    } else {
+        println!("{}: configuration OK", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 /// clap guarantees exactly one of GROUP and --all.

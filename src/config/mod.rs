@@ -1,11 +1,15 @@
-//! Configuration: one INI file (ConfigParser dialect, DESIGN.md §2) turned
-//! into a validated [`Config`]. Every error names the file and the line.
+//! Configuration: one INI file (ConfigParser dialect) turned into a
+//! validated [`Config`]. Every error names the file and the line.
 //!
 //! - [`ini`] reads the text into sections and keys with line numbers.
 //! - `validate` turns those into [`Config`] and checks cross-group rules.
 //! - `describe` renders the table `ipfail check` prints.
+//! - [`host`] checks a valid file against this host (interfaces, `state_dir`,
+//!   the host's own addresses), for `ipfail check` and the daemon.
 
 mod describe;
+#[cfg(target_os = "linux")]
+pub mod host;
 pub mod ini;
 mod validate;
 
@@ -34,6 +38,28 @@ pub struct Config {
     pub global: Global,
     /// Group sections in file order.
     pub groups: Vec<Group>,
+    /// Where the keys the host checks look at are written ([`host`]).
+    pub lines: KeyLines,
+}
+
+/// The lines of the keys that are checked against the host, so that a
+/// problem found there names the line that causes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyLines {
+    /// `state_dir` in `[ipfail]`; `None`: the default applies.
+    pub state_dir: Option<usize>,
+    /// Per group section name.
+    pub groups: std::collections::BTreeMap<String, GroupLines>,
+}
+
+/// Lines of one group's keys (inherited keys: the line in `[DEFAULT]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupLines {
+    pub interface: usize,
+    /// `None`: `carp_interface` is not set (it is `interface`).
+    pub carp_interface: Option<usize>,
+    /// The line of each address of `ips`, in the order of `Group::ips`.
+    pub ips: Vec<usize>,
 }
 
 /// Process-wide settings from the optional `[ipfail]` section. Keys of
@@ -203,6 +229,11 @@ impl Config {
     /// Groups the daemon runs an election for.
     pub fn carp_groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.iter().filter(|g| g.carp.is_some())
+    }
+
+    /// The lines of group `name`'s keys.
+    pub fn lines_of(&self, name: &str) -> Option<&GroupLines> {
+        self.lines.groups.get(name)
     }
 }
 

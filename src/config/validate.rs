@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use super::ini::{shown, Entry, Ini, Section};
 use super::{
-    Carp, Config, Global, Group, IpNet, KeyAt, Problem, ValueError, GLOBAL_SECTION, PASS_MAX_LEN,
+    Carp, Config, Global, Group, GroupLines, IpNet, KeyAt, KeyLines, Problem, ValueError,
+    GLOBAL_SECTION, PASS_MAX_LEN,
 };
 
 /// An error and the line it is reported at.
@@ -58,9 +59,15 @@ pub(super) fn build(ini: &Ini, path: &Path) -> Res<Config> {
     // Who claimed an address or a vhid first: (section name, line).
     let mut ip_owner: HashMap<IpAddr, (&str, usize)> = HashMap::new();
     let mut vhid_owner: HashMap<(u8, String), (&str, usize)> = HashMap::new();
+    let mut lines = KeyLines::default();
     for sec in &ini.sections {
         if sec.name == GLOBAL_SECTION {
             global = build_global(sec)?;
+            lines.state_dir = sec
+                .entries
+                .iter()
+                .find(|e| !e.inherited && e.key == "state_dir")
+                .map(|e| e.line);
             continue;
         }
         let parsed = build_group(sec)?;
@@ -100,6 +107,15 @@ pub(super) fn build(ini: &Ini, path: &Path) -> Res<Config> {
             }
             vhid_owner.insert(key, (&sec.name, parsed.vhid_line));
         }
+        let line_of = |key: &str| sec.get(key).map(|e| e.line);
+        lines.groups.insert(
+            sec.name.clone(),
+            GroupLines {
+                interface: line_of("interface").unwrap_or(sec.line),
+                carp_interface: line_of("carp_interface"),
+                ips: parsed.ip_lines.iter().map(|&(_, line)| line).collect(),
+            },
+        );
         groups.push(parsed.group);
     }
     if groups.is_empty() {
@@ -109,6 +125,7 @@ pub(super) fn build(ini: &Ini, path: &Path) -> Res<Config> {
         path: path.to_path_buf(),
         global,
         groups,
+        lines,
     })
 }
 

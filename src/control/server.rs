@@ -38,6 +38,9 @@ const WRITE_GRACE: Duration = Duration::from_secs(1);
 pub enum ControlError {
     #[error("another ipfail daemon is running on {}: stop it first", .0.display())]
     Running(PathBuf),
+    /// One daemon per network namespace, whatever `control_socket` says.
+    #[error(transparent)]
+    Instance(#[from] crate::lockfile::InstanceError),
     #[error("{}: exists and is not a socket; remove it or set control_socket", .0.display())]
     NotSocket(PathBuf),
     #[error("control socket {}: {op}: {source}", .path.display())]
@@ -90,10 +93,14 @@ impl Drop for SocketFile {
     }
 }
 
-/// Creates the control socket: parent directory (0755) if missing, a stale
-/// socket file (nobody answers on it) replaced, mode 0600, or 0660 owned by
+/// Takes the one-daemon-per-namespace lock `@ipfail/daemon` (a second
+/// daemon is refused, naming the first's PID, before anything is created
+/// or touched; docs/safety.md, "Only our own addresses"), then creates the
+/// control socket: parent directory (0755) if missing, a stale socket file
+/// (nobody answers on it) replaced, mode 0600, or 0660 owned by
 /// `control_group`. Refuses when a live daemon answers on it.
 pub(crate) fn bind(global: &Global) -> Result<Bound, ControlError> {
+    crate::lockfile::hold_daemon_instance()?;
     let path = global.control_socket.as_path();
     let io_err = |op: &'static str| {
         move |source| ControlError::Io {

@@ -83,6 +83,12 @@ impl Daemon {
 
     async fn reload(&mut self, config: Config) -> Result<Vec<String>, String> {
         info!("reloading {}", config.path.display());
+        // A file that does not fit this host (e.g. it lists the host's own
+        // address) changes nothing (docs/safety.md, "Only our own addresses").
+        if let Err(e) = crate::config::host::check_for_daemon(&config, &self.netlink).await {
+            error!("reload refused: {e}");
+            return Err(format!("{e}; nothing changed"));
+        }
         // Groups that gained a vhid need their lock file; never wait for it
         // here (the loop must not block): a hook run holding one makes the
         // whole reload fail, and the operator tries again.
