@@ -2,7 +2,7 @@
 //!
 //! The reference is Python's `configparser.ConfigParser` in strict mode with
 //! interpolation off and no inline comments, which is what the legacy
-//! `ip_manager` script used. One deliberate difference, from DESIGN.md §2: a
+//! `ip_manager` script used. One deliberate difference, from docs/design.md §2.1: a
 //! blank line ends a multi-line value (`empty_lines_in_values=False`).
 //!
 //! - `[name]` starts a section; `[DEFAULT]` holds keys every other section

@@ -490,7 +490,7 @@ ips : 208.43.48.5
     }
 
     #[test]
-    fn legacy_file_from_design_parses_unchanged() {
+    fn legacy_mas_ip_manager_file_parses_unchanged() {
         let cfg = parse(LEGACY, Path::new("legacy.cfg")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.path, Path::new("legacy.cfg"));
         assert_eq!(cfg.global, Global::default());
@@ -522,7 +522,7 @@ ips : 208.43.48.5
         let names: Vec<&str> = cfg.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["carp1", "carp2"]);
         assert_eq!(ips(&cfg.groups[1]), ["208.43.48.5/32", "208.43.48.6/32"]);
-        // The example body is the DESIGN.md text verbatim.
+        // The legacy file quoted verbatim in docs/design.md §2.1.
         assert!(
             legacy.ends_with(LEGACY),
             "etc/mas_ip_manager.cfg must end with the legacy text"
