@@ -16,11 +16,9 @@
 //! silent; docs/safety.md).
 
 use crate::config::IpNet;
-use crate::ipplan::{Lease, Note, Op, Planner, Policy, Seen, Wish};
-use crate::probe::probe_all;
-use crate::sys::linux::{
-    announce_v6, AddrChange, AddrInfo, ArpSocket, Lifetime, NetEvent, NetListener, Netlink,
-};
+use crate::ipplan::{Lease, Note, Op, Planner, Policy, Wish};
+use crate::ipwork::{self, seen, Nic};
+use crate::sys::linux::{AddrChange, ArpSocket, Lifetime, NetEvent, NetListener, Netlink};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
@@ -112,16 +110,6 @@ pub fn daemon_policy(timing: &IpTiming, lease: Lease) -> Policy {
         garp_count: timing.garp_count,
         garp_interval: timing.garp_interval,
         startup_only_ours: true,
-    }
-}
-
-/// Our view of an address as the planner wants it.
-pub fn seen(info: &AddrInfo) -> Seen {
-    Seen {
-        addr: info.addr,
-        prefix: info.prefix,
-        ours: info.is_ours(),
-        valid_left: info.valid_left,
     }
 }
 
@@ -227,15 +215,11 @@ impl Task {
                         .policy()
                         .lease
                         .map_or(Lifetime::Forever, |l| Lifetime::Lease(l.secs));
-                    let mut results = Vec::new();
-                    for net in nets {
-                        let r = self
-                            .g
-                            .netlink
-                            .add_addr(self.g.ifindex, net.addr, net.prefix, lease)
-                            .await;
-                        results.push((net, self.log_add(net, r)));
-                    }
+                    let done = self.nic().add(&nets, lease).await;
+                    let results = done
+                        .into_iter()
+                        .map(|(net, r)| (net, self.log_add(net, r)))
+                        .collect();
                     self.planner.added(Instant::now().into_std(), results);
                 }
                 Op::Refresh { nets, not_after } => {
@@ -266,26 +250,25 @@ impl Task {
                     self.planner.refreshed(Instant::now().into_std(), results);
                 }
                 Op::Remove { nets, why } => {
-                    let mut results = Vec::new();
-                    for net in nets {
-                        let r = self
-                            .g
-                            .netlink
-                            .del_addr(self.g.ifindex, net.addr, net.prefix)
-                            .await;
-                        let r = match r {
-                            Ok(AddrChange::Done) => {
-                                info!(group = %self.g.group, ip = %net, dev = %self.g.ifname, "removed ({why})");
-                                Ok(())
-                            }
-                            Ok(AddrChange::AlreadyDone) => Ok(()),
-                            Err(e) => {
-                                warn!(group = %self.g.group, ip = %net, dev = %self.g.ifname, "could not remove: {e}");
-                                Err(e.to_string())
-                            }
-                        };
-                        results.push((net, r));
-                    }
+                    let done = self.nic().remove(&nets).await;
+                    let g = &self.g;
+                    let results = done
+                        .into_iter()
+                        .map(|(net, r)| {
+                            let r = match r {
+                                Ok(AddrChange::Done) => {
+                                    info!(group = %g.group, ip = %net, dev = %g.ifname, "removed ({why})");
+                                    Ok(())
+                                }
+                                Ok(AddrChange::AlreadyDone) => Ok(()),
+                                Err(e) => {
+                                    warn!(group = %g.group, ip = %net, dev = %g.ifname, "could not remove: {e}");
+                                    Err(e.to_string())
+                                }
+                            };
+                            (net, r)
+                        })
+                        .collect();
                     self.planner.removed(results);
                 }
                 Op::Announce { ips } => self.announce(&ips).await,
@@ -335,17 +318,18 @@ impl Task {
         let ifindex = self.g.ifindex;
         let timeout = self.timing.probe_timeout;
         Box::pin(async move {
-            let result = probe_all(&arp, &ifname, ifindex, &ips, timeout)
-                .await
-                .map(|outcomes| {
-                    outcomes
-                        .into_iter()
-                        .filter_map(|o| o.responder.map(|r| (o.ip, r.to_string())))
-                        .collect()
-                })
-                .map_err(|e| e.to_string());
+            let result = ipwork::probe(&arp, &ifname, ifindex, &ips, timeout).await;
             (token, result)
         })
+    }
+
+    fn nic(&self) -> Nic<'_> {
+        Nic {
+            netlink: &self.g.netlink,
+            ifindex: self.g.ifindex,
+            ifname: &self.g.ifname,
+            mac: Some(self.g.mac),
+        }
     }
 
     fn probed(&mut self, token: u64, result: Result<BTreeMap<IpAddr, String>, String>) {
@@ -370,11 +354,8 @@ impl Task {
 
     /// Reads the interface's addresses into the planner.
     async fn read(&mut self) {
-        match self.g.netlink.addr_infos(self.g.ifindex).await {
-            Ok(infos) => {
-                let seen: Vec<Seen> = infos.iter().map(seen).collect();
-                self.planner.observed(Instant::now().into_std(), &seen);
-            }
+        match self.nic().read().await {
+            Ok(seen) => self.planner.observed(Instant::now().into_std(), &seen),
             Err(e) => {
                 // Nothing learnt; the planner asks again at its next step.
                 warn!(group = %self.g.group, dev = %self.g.ifname, "cannot read the addresses: {e}");
@@ -394,16 +375,11 @@ impl Task {
         self.planner.set_ips(now, &plan.ips);
     }
 
-    /// One round of announcements: gratuitous ARP for IPv4, an unsolicited
-    /// neighbour advertisement for IPv6 (RFC 4861 §7.2.6).
+    /// One round of announcements (gratuitous ARP, unsolicited NA).
     async fn announce(&self, ips: &[IpAddr]) {
         let mut sent = 0;
-        for ip in ips {
-            let result = match ip {
-                IpAddr::V4(v4) => self.g.arp.announce(*v4).await,
-                IpAddr::V6(v6) => announce_v6(&self.g.ifname, *v6, self.g.mac).await,
-            };
-            match result {
+        for (ip, r) in self.nic().announce(&self.g.arp, ips).await {
+            match r {
                 Ok(()) => sent += 1,
                 Err(e) => warn!(group = %self.g.group, ip = %ip, "announcement failed: {e}"),
             }

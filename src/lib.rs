@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod hook;
 pub mod ipmgr;
 pub mod ipplan;
+pub mod ipwork;
 pub mod lockfile;
 pub mod probe;
 pub mod state;

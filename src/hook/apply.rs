@@ -1,20 +1,25 @@
-//! The address work of one hook run: acquire (probe, add the silent IPs,
-//! announce) or release (remove), one output line per IP, then a check of
-//! the interface that the group really is in the wanted state.
+//! The address work of one hook run: the IP planner (`ipplan`, the same
+//! one the daemon drives) decides, this file carries its ops out once and
+//! says one line per IP, then checks the interface really is in the
+//! wanted state.
 //!
-//! Unlike the daemon's per-group task (`ipmgr`), a hook run is one shot:
-//! an IP another host answers for is reported and left alone, not
-//! re-probed, and the run waits for its gratuitous-ARP repeats.
+//! The hook's planner policy differs from the daemon's: addresses are
+//! added without a lease (nobody would renew it), an IP another host
+//! answers for is reported and left alone (no re-probe), release removes
+//! every configured address found whatever its mark (the legacy
+//! `ip_manager` contract), and `--force` skips the probe. The run ends
+//! when the planner is quiet, i.e. after its gratuitous-ARP repeats.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::event::Intent;
 use super::Say;
 use crate::config::{Group, IpNet};
-use crate::probe::probe_all;
-use crate::sys::{announce_v6, AddrChange, ArpSocket, Lifetime, LinkInfo, Netlink, SysError};
+use crate::ipplan::{Op, Planner, Policy, Seen, Wish};
+use crate::ipwork::{self, Nic};
+use crate::sys::{AddrChange, ArpSocket, Lifetime, LinkInfo, Netlink, SysError};
 
 /// What one run is asked to do.
 pub struct Plan<'a> {
@@ -38,266 +43,320 @@ impl Plan<'_> {
             (Intent::Release, true) => "would not be removed",
         }
     }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            probe: !self.force,
+            reprobe: false,
+            reprobe_interval: Duration::ZERO,
+            lease: None,
+            // A dry run announces nothing, so it waits for no repeats.
+            garp_count: if self.dry_run { 1 } else { self.garp_count },
+            garp_interval: self.garp_interval,
+            startup_only_ours: false,
+        }
+    }
 }
 
 /// Does the work and returns how many of the group's IPs did not end in
 /// the wanted state (in a dry run: would not), each already reported.
 pub async fn apply(plan: &Plan<'_>, say: &Say) -> usize {
     let g = plan.group;
-    let mut failed = Failures::default();
+    let mut run = Run {
+        plan,
+        say,
+        failed: BTreeSet::new(),
+        announced: BTreeMap::new(),
+        not_announced: None,
+    };
     let netlink = match Netlink::new() {
         Ok(n) => n,
-        Err(e) => return failed.all(plan, say, &e),
+        Err(e) => return run.all_failed(&e),
     };
     let link = match netlink.link(&g.interface).await {
         Ok(l) => l,
-        Err(e) => return failed.all(plan, say, &e),
+        Err(e) => return run.all_failed(&e),
     };
-    let present = match netlink.addrs(link.index).await {
-        Ok(a) => a,
-        Err(e) => return failed.all(plan, say, &e),
+    let nic = Nic {
+        netlink: &netlink,
+        ifindex: link.index,
+        ifname: &link.name,
+        mac: link.mac,
     };
-    match plan.intent {
-        Intent::Acquire => acquire(plan, say, &netlink, &link, &present, &mut failed).await,
-        Intent::Release => release(plan, say, &netlink, &link, &present, &mut failed).await,
-    }
-    if !plan.dry_run {
-        verify(plan, say, &netlink, &link, &mut failed).await;
-    }
-    failed.ips.len()
-}
-
-/// The IPs reported as not in the wanted state.
-#[derive(Default)]
-struct Failures {
-    ips: BTreeSet<IpAddr>,
-}
-
-impl Failures {
-    fn one(&mut self, plan: &Plan<'_>, say: &Say, net: IpNet, why: impl std::fmt::Display) {
-        say.line(format!("{net}: {}: {why}", plan.not_done()));
-        self.ips.insert(net.addr);
-    }
-
-    /// Nothing could be done: one line per IP, all with the same reason.
-    fn all(&mut self, plan: &Plan<'_>, say: &Say, why: &SysError) -> usize {
-        for net in &plan.group.ips {
-            self.one(plan, say, *net, why);
-        }
-        self.ips.len()
-    }
-}
-
-async fn acquire(
-    plan: &Plan<'_>,
-    say: &Say,
-    netlink: &Netlink,
-    link: &LinkInfo,
-    present: &[(IpAddr, u8)],
-    failed: &mut Failures,
-) {
-    let ifname = &link.name;
-    let (have, missing): (Vec<IpNet>, Vec<IpNet>) = plan
-        .group
-        .ips
-        .iter()
-        .partition(|net| present.iter().any(|(a, _)| *a == net.addr));
-    for net in &have {
-        say.line(format!("{net} already on {ifname}"));
-    }
+    let present = match nic.read().await {
+        Ok(p) => p,
+        Err(e) => return run.all_failed(&e),
+    };
     // Needed to probe and to announce; a link without a MAC (not Ethernet)
     // still gets its IPs, but ARP on it is meaningless.
     let arp = ArpSocket::open(link.index, link.mac.unwrap_or([0; 6]));
-
-    let free = if missing.is_empty() {
-        Vec::new()
-    } else if plan.force {
-        say.line("probe skipped (--force)");
-        missing
-    } else {
-        probe(plan, say, &arp, link, missing, failed).await
-    };
-
-    let mut held: Vec<IpAddr> = have.iter().map(|n| n.addr).collect();
-    for net in free {
-        if plan.dry_run {
-            say.line(format!("would add {net} on {ifname}"));
-            continue;
-        }
-        match netlink
-            .add_addr(link.index, net.addr, net.prefix, Lifetime::Forever)
-            .await
-        {
-            Ok(AddrChange::Done) => say.line(format!("added {net} on {ifname}")),
-            Ok(AddrChange::AlreadyDone) => say.line(format!("{net} already on {ifname}")),
-            Err(e) => {
-                failed.one(plan, say, net, e);
-                continue;
-            }
-        }
-        held.push(net.addr);
+    run.drive(&nic, &link, &arp, &present).await;
+    if !plan.dry_run {
+        run.verify(&nic).await;
     }
-    if !plan.dry_run && !held.is_empty() {
-        announce(plan, say, &arp, link, &held).await;
-    }
+    run.failed.len()
 }
 
-/// Probes `missing` concurrently; returns the ones nobody answered for.
-async fn probe(
-    plan: &Plan<'_>,
-    say: &Say,
-    arp: &Result<ArpSocket, SysError>,
-    link: &LinkInfo,
-    missing: Vec<IpNet>,
-    failed: &mut Failures,
-) -> Vec<IpNet> {
-    let addrs: Vec<IpAddr> = missing.iter().map(|n| n.addr).collect();
-    let outcomes = match arp {
-        Ok(arp) => probe_all(arp, &link.name, link.index, &addrs, plan.probe_timeout)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    // A probe that could not be done proves nothing: never take an IP on it.
-    let outcomes = match outcomes {
-        Ok(o) => o,
-        Err(e) => {
-            for net in missing {
-                failed.one(plan, say, net, format!("probe failed: {e}"));
-            }
-            return Vec::new();
-        }
-    };
-    let answered: BTreeMap<IpAddr, String> = outcomes
-        .into_iter()
-        .filter_map(|o| o.responder.map(|r| (o.ip, r.to_string())))
-        .collect();
-    let mut free = Vec::new();
-    for net in missing {
-        match answered.get(&net.addr) {
-            Some(who) => failed.one(plan, say, net, who),
-            None => free.push(net),
-        }
-    }
-    free
+struct Run<'a> {
+    plan: &'a Plan<'a>,
+    say: &'a Say,
+    /// The IPs reported as not in the wanted state.
+    failed: BTreeSet<IpAddr>,
+    /// Announcement errors by IP (the first one), for the closing line.
+    announced: BTreeMap<IpAddr, Option<SysError>>,
+    /// The ARP socket could not be opened: nothing was announced.
+    not_announced: Option<String>,
 }
 
-/// `garp_count` rounds of gratuitous ARP (unsolicited NA for IPv6),
-/// `garp_interval` apart, then one line saying what was announced.
-async fn announce(
-    plan: &Plan<'_>,
-    say: &Say,
-    arp: &Result<ArpSocket, SysError>,
-    link: &LinkInfo,
-    ips: &[IpAddr],
-) {
-    let Some(mac) = link.mac else {
-        say.line(format!(
-            "{} has no MAC address: nothing to announce",
-            link.name
-        ));
-        return;
-    };
-    let arp = match arp {
-        Ok(a) => a,
-        Err(e) => {
-            say.line(format!("not announced: {e}"));
+impl Run<'_> {
+    fn fail(&mut self, net: IpNet, why: impl std::fmt::Display) {
+        self.say
+            .line(format!("{net}: {}: {why}", self.plan.not_done()));
+        self.failed.insert(net.addr);
+    }
+
+    /// Nothing could be done: one line per IP, all with the same reason.
+    fn all_failed(&mut self, why: &SysError) -> usize {
+        for net in &self.plan.group.ips {
+            self.fail(*net, why);
+        }
+        self.failed.len()
+    }
+
+    /// Runs the planner until it is quiet.
+    async fn drive(
+        &mut self,
+        nic: &Nic<'_>,
+        link: &LinkInfo,
+        arp: &Result<ArpSocket, SysError>,
+        present: &[Seen],
+    ) {
+        let plan = self.plan;
+        let ifname = nic.ifname;
+        let mut planner = Planner::new(&plan.group.ips, plan.policy());
+        let t0 = Instant::now();
+        planner.observed(t0, present);
+        let on = |ip: IpAddr| present.iter().any(|s| s.addr == ip);
+        let acquire = plan.intent == Intent::Acquire;
+        for net in &plan.group.ips {
+            match (acquire, on(net.addr)) {
+                (true, true) => self.say.line(format!("{net} already on {ifname}")),
+                (false, false) => self.say.line(format!("{net} not on {ifname}")),
+                _ => {}
+            }
+        }
+        if acquire && plan.force && plan.group.ips.iter().any(|n| !on(n.addr)) {
+            self.say.line("probe skipped (--force)");
+        }
+        planner.want(
+            t0,
+            Wish {
+                master: acquire,
+                epoch: 1,
+                ..Wish::default()
+            },
+        );
+        loop {
+            while let Some(op) = planner.poll_op() {
+                self.op(op, &mut planner, nic, arp).await;
+            }
+            if planner.is_quiet() {
+                break;
+            }
+            let Some(at) = planner.next_deadline() else {
+                break;
+            };
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            planner.timeout(Instant::now());
+        }
+        if !self.announced.is_empty() {
+            self.announce_summary(link);
+        }
+    }
+
+    async fn op(
+        &mut self,
+        op: Op,
+        planner: &mut Planner,
+        nic: &Nic<'_>,
+        arp: &Result<ArpSocket, SysError>,
+    ) {
+        let plan = self.plan;
+        let ifname = nic.ifname;
+        match op {
+            Op::Probe { token, ips } => {
+                let result = match arp {
+                    Ok(arp) => {
+                        ipwork::probe(arp, ifname, nic.ifindex, &ips, plan.probe_timeout).await
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                // A probe that could not be done proves nothing.
+                for ip in &ips {
+                    let why = match &result {
+                        Ok(answered) => answered.get(ip).cloned(),
+                        Err(e) => Some(format!("probe failed: {e}")),
+                    };
+                    if let (Some(why), Some(net)) = (why, self.net(*ip)) {
+                        self.fail(net, why);
+                    }
+                }
+                planner.probed(Instant::now(), token, result);
+            }
+            Op::Add { nets } => {
+                let done = if plan.dry_run {
+                    nets.iter()
+                        .map(|n| {
+                            self.say.line(format!("would add {n} on {ifname}"));
+                            (*n, Ok(AddrChange::Done))
+                        })
+                        .collect()
+                } else {
+                    nic.add(&nets, Lifetime::Forever).await
+                };
+                let mut results = Vec::new();
+                for (net, r) in done {
+                    let r = match r {
+                        Ok(change) => {
+                            if !plan.dry_run {
+                                self.say.line(match change {
+                                    AddrChange::Done => format!("added {net} on {ifname}"),
+                                    AddrChange::AlreadyDone => format!("{net} already on {ifname}"),
+                                });
+                            }
+                            Ok(())
+                        }
+                        Err(e) => {
+                            self.fail(net, &e);
+                            Err(e.to_string())
+                        }
+                    };
+                    results.push((net, r));
+                }
+                planner.added(Instant::now(), results);
+            }
+            Op::Remove { nets, .. } => {
+                let done = if plan.dry_run {
+                    nets.iter()
+                        .map(|n| {
+                            self.say.line(format!("would remove {n} from {ifname}"));
+                            (*n, Ok(AddrChange::Done))
+                        })
+                        .collect()
+                } else {
+                    nic.remove(&nets).await
+                };
+                let mut results = Vec::new();
+                for (entry, r) in done {
+                    let r = match r {
+                        Ok(AddrChange::Done) if plan.dry_run => Ok(()),
+                        Ok(AddrChange::Done) => {
+                            self.say.line(format!("removed {entry} from {ifname}"));
+                            Ok(())
+                        }
+                        Ok(AddrChange::AlreadyDone) => {
+                            self.say.line(format!("{entry} not on {ifname}"));
+                            Ok(())
+                        }
+                        Err(e) => {
+                            self.fail(entry, &e);
+                            Err(e.to_string())
+                        }
+                    };
+                    results.push((entry, r));
+                }
+                planner.removed(results);
+            }
+            Op::Announce { ips } if !plan.dry_run => {
+                // No socket or no MAC: reported once in the closing line.
+                let results = match arp {
+                    Ok(arp) if nic.mac.is_some() => nic.announce(arp, &ips).await,
+                    Ok(_) => ips.iter().map(|ip| (*ip, Ok(()))).collect(),
+                    Err(e) => {
+                        self.not_announced = Some(e.to_string());
+                        ips.iter().map(|ip| (*ip, Ok(()))).collect()
+                    }
+                };
+                for (ip, r) in results {
+                    let slot = self.announced.entry(ip).or_insert(None);
+                    if let (None, Err(e)) = (&slot, r) {
+                        *slot = Some(e);
+                    }
+                }
+            }
+            // A dry run announces nothing; the hook has no leases to
+            // renew, and reads only at the start and in `verify`.
+            Op::Announce { .. }
+            | Op::Refresh { .. }
+            | Op::ReadAddrs
+            | Op::Released { .. }
+            | Op::Note(_) => {}
+        }
+    }
+
+    fn net(&self, ip: IpAddr) -> Option<IpNet> {
+        self.plan.group.ips.iter().find(|n| n.addr == ip).copied()
+    }
+
+    /// One line for all announcement rounds, then one per IP that failed.
+    fn announce_summary(&mut self, link: &LinkInfo) {
+        let plan = self.plan;
+        if link.mac.is_none() {
+            self.say.line(format!(
+                "{} has no MAC address: nothing to announce",
+                link.name
+            ));
             return;
         }
-    };
-    let mut errors: BTreeMap<IpAddr, SysError> = BTreeMap::new();
-    for round in 0..plan.garp_count {
-        if round > 0 {
-            tokio::time::sleep(plan.garp_interval).await;
+        if let Some(e) = self.not_announced.take() {
+            self.say.line(format!("not announced: {e}"));
+            return;
         }
-        for &ip in ips {
-            let sent = match ip {
-                IpAddr::V4(v4) => arp.announce(v4).await,
-                IpAddr::V6(v6) => announce_v6(&link.name, v6, mac).await,
-            };
-            if let Err(e) = sent {
-                errors.entry(ip).or_insert(e);
-            }
-        }
-    }
-    let ok: Vec<String> = ips
-        .iter()
-        .filter(|ip| !errors.contains_key(ip))
-        .map(ToString::to_string)
-        .collect();
-    if !ok.is_empty() {
-        say.line(format!(
-            "announced {} on {} ({} times, {} s apart)",
-            ok.join(", "),
-            link.name,
-            plan.garp_count,
-            plan.garp_interval.as_secs_f64()
-        ));
-    }
-    for (ip, e) in errors {
-        say.line(format!("{ip}: announcement failed: {e}"));
-    }
-}
-
-async fn release(
-    plan: &Plan<'_>,
-    say: &Say,
-    netlink: &Netlink,
-    link: &LinkInfo,
-    present: &[(IpAddr, u8)],
-    failed: &mut Failures,
-) {
-    let ifname = &link.name;
-    for net in &plan.group.ips {
-        // Whatever prefix the IP is on the NIC with, it is the group's IP.
-        let here: Vec<IpNet> = present
+        let announced = std::mem::take(&mut self.announced);
+        let ok: Vec<String> = plan
+            .group
+            .ips
             .iter()
-            .filter(|(a, _)| *a == net.addr)
-            .map(|&(addr, prefix)| IpNet { addr, prefix })
+            .filter(|n| matches!(announced.get(&n.addr), Some(None)))
+            .map(|n| n.addr.to_string())
             .collect();
-        if here.is_empty() {
-            say.line(format!("{net} not on {ifname}"));
+        if !ok.is_empty() {
+            self.say.line(format!(
+                "announced {} on {} ({} times, {} s apart)",
+                ok.join(", "),
+                link.name,
+                plan.garp_count,
+                plan.garp_interval.as_secs_f64()
+            ));
         }
-        for entry in here {
-            if plan.dry_run {
-                say.line(format!("would remove {entry} from {ifname}"));
-                continue;
-            }
-            match netlink.del_addr(link.index, entry.addr, entry.prefix).await {
-                Ok(AddrChange::Done) => say.line(format!("removed {entry} from {ifname}")),
-                Ok(AddrChange::AlreadyDone) => say.line(format!("{entry} not on {ifname}")),
-                Err(e) => failed.one(plan, say, entry, e),
+        for (ip, e) in announced {
+            if let Some(e) = e {
+                self.say.line(format!("{ip}: announcement failed: {e}"));
             }
         }
     }
-}
 
-/// Reads the interface again: an IP not in the wanted state that no line
-/// has reported yet (someone changed it meanwhile) is reported now.
-async fn verify(
-    plan: &Plan<'_>,
-    say: &Say,
-    netlink: &Netlink,
-    link: &LinkInfo,
-    failed: &mut Failures,
-) {
-    let now = match netlink.addrs(link.index).await {
-        Ok(a) => a,
-        Err(e) => {
-            say.line(format!("cannot check the result: {e}"));
-            return;
-        }
-    };
-    for net in &plan.group.ips {
-        let on = now.iter().any(|(a, _)| *a == net.addr);
-        let wanted = plan.intent == Intent::Acquire;
-        if on != wanted && !failed.ips.contains(&net.addr) {
-            let why = if on {
-                "still on the interface after the run"
-            } else {
-                "gone from the interface after the run (removed by someone else?)"
-            };
-            failed.one(plan, say, *net, why);
+    /// Reads the interface again: an IP not in the wanted state that no line
+    /// has reported yet (someone changed it meanwhile) is reported now.
+    async fn verify(&mut self, nic: &Nic<'_>) {
+        let now = match nic.read().await {
+            Ok(a) => a,
+            Err(e) => {
+                self.say.line(format!("cannot check the result: {e}"));
+                return;
+            }
+        };
+        let wanted = self.plan.intent == Intent::Acquire;
+        for net in &self.plan.group.ips {
+            let on = now.iter().any(|s| s.addr == net.addr);
+            if on != wanted && !self.failed.contains(&net.addr) {
+                let why = if on {
+                    "still on the interface after the run"
+                } else {
+                    "gone from the interface after the run (removed by someone else?)"
+                };
+                self.fail(*net, why);
+            }
         }
     }
 }
