@@ -105,6 +105,19 @@ impl Mixed {
         t.elapsed()
     }
 
+    /// `ipfail status --json` on host a, as JSON.
+    fn status_json(&self) -> serde_json::Value {
+        let cfg = self.dir.join("a.cfg").to_string_lossy().into_owned();
+        let bin = env!("CARGO_BIN_EXE_ipfail");
+        let out = self.lab.sh(&self.a, &[bin, "status", "--json", "-c", &cfg]);
+        assert!(
+            out.status.success(),
+            "ipfail status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    }
+
     fn ipfail_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("a.log")).unwrap_or_default()
     }
@@ -292,7 +305,20 @@ fn exact_tie(test: &str, a_addr: &str, b_addr: &str, ipfail_wins: bool) {
     let log = m.ipfail_log();
     assert_eq!(masters_in_log(&log), masters, "no flapping: {log}");
     assert!(log.contains("exact tie"), "the tie is warned about: {log}");
+    assert_eq!(
+        log.matches("exact tie").count(),
+        1,
+        "warned once per peer per minute: {log}"
+    );
     assert!(!log.contains("rejected"), "{log}");
+    let status = m.status_json();
+    let tie = &status["groups"][0]["ties"][0];
+    assert_eq!(tie["peer"], m.b.addr.to_string(), "{status}");
+    assert_eq!(
+        (tie["advbase"].as_u64(), tie["advskew"].as_u64()),
+        (Some(1), Some(100))
+    );
+    assert!(tie["adverts"].as_u64() > Some(0), "{status}");
     drop(m);
 
     // ---- both start at once ----
@@ -350,4 +376,42 @@ fn exact_tie_with_ucarp_goes_to_ipfails_smaller_little_endian_address() {
         return;
     }
     exact_tie("tie-ipfail", "198.51.100.1/24", "192.0.2.2/24", true);
+}
+
+#[test]
+fn ucarp_sending_from_our_address_is_reported_as_an_address_clash() {
+    if !lab::require_root() || !ucarp_installed() {
+        return;
+    }
+    // Host b is misconfigured with host a's address and runs ucarp from it.
+    // Our socket does not loop our own adverts back, so every advert from
+    // 192.0.2.1 that ipfail receives is b's. Linux drops a datagram whose
+    // source is a local address before any socket sees it ("martian
+    // source") unless accept_local is on: ipfail can only see the clash
+    // with it (docs/interop.md, "Our own source address").
+    let m = Mixed::with_addrs("clash", "192.0.2.1/24", "192.0.2.1/24", 0);
+    m.lab.sysctl(&m.a, "net.ipv4.conf.eth0.accept_local", "1");
+    m.start_ipfail();
+    m.start_ucarp(100);
+    let log = m.lab.wait_until("the clash is logged", 10 * SEC, || {
+        let log = m.ipfail_log();
+        log.contains("address_clash").then_some(log)
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("address_clash"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("WARN") && line.contains("dev=eth0") && line.contains("from=192.0.2.1"),
+        "{line}"
+    );
+    assert!(line.contains("another host uses this address"), "{line}");
+    std::thread::sleep(3 * SEC);
+    let status = m.status_json();
+    let counted = status["groups"][0]["counters"]["rejected"]["address_clash"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(counted >= 2, "address_clash counted on the group: {status}");
+    // Rate-limited: one line per 10 s per interface and class.
+    assert_eq!(m.ipfail_log().matches("address_clash").count(), 1);
 }

@@ -115,7 +115,10 @@ pub enum Reject {
     /// CARP socket has `IP_MULTICAST_LOOP` off (`sys/linux/carp_socket.rs`),
     /// so the kernel never hands our own adverts back to us: this one came
     /// from another host configured with our address (or from a LAN that
-    /// reflects frames back to their sender, which is as broken).
+    /// reflects frames back to their sender, which is as broken). Linux
+    /// delivers a datagram with a local source address only where
+    /// `accept_local` is on; otherwise it drops it as a martian before any
+    /// socket sees it (`docs/interop.md`, "Our own source address").
     AddressClash {
         vhid: u8,
     },
