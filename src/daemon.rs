@@ -382,7 +382,12 @@ impl Daemon {
                     },
                 );
                 // An exact tie: warn, at most once per peer per TIE_LOG_EVERY.
-                if let Some(tie) = g.fsm.last_tie().filter(|t| t.at == now) {
+                // Only so many peers are remembered (authentic adverts need
+                // the pass, but their source addresses are free).
+                let room = |g: &GroupRt, peer| {
+                    g.stats.ties.len() < snapshot::MAX_TIE_PEERS || g.stats.ties.contains_key(&peer)
+                };
+                if let Some(tie) = g.fsm.last_tie().filter(|t| t.at == now && room(g, t.peer)) {
                     let seen = g.stats.ties.entry(tie.peer).or_insert(snapshot::TieSeen {
                         advbase: rx.advert.advbase,
                         advskew: rx.advert.advskew,

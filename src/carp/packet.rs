@@ -2,8 +2,7 @@
 //!
 //! The wire layout is that of FreeBSD/OpenBSD `sys/netinet/ip_carp.h`
 //! (`struct carp_header`), which ucarp copies; the check vectors are tested
-//! below. Nothing here panics on input from the
-//! network.
+//! below. Nothing here panics on input from the network.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

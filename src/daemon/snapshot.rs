@@ -25,6 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub(crate) const FLAP_WINDOW: Duration = Duration::from_secs(300);
 /// At most one "exact tie" warning per peer in this period.
 pub(crate) const TIE_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Tying peers remembered per group; further ones are neither counted nor
+/// logged.
+pub(crate) const MAX_TIE_PEERS: usize = 16;
 
 /// A peer that advertised exactly our advbase and advskew (an exact tie,
 /// `docs/interop.md`): counted per group and shown by `ipfail status`.
