@@ -81,6 +81,8 @@ pub struct GroupStats {
     pub adverts_received: u64,
     pub transitions: u64,
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Peers that advertised exactly our advbase/advskew (see `on_datagram`).
+    pub ties: BTreeMap<IpAddr, snapshot::TieSeen>,
 }
 
 /// One CARP interface: its socket and the groups advertising on it.
@@ -425,11 +427,36 @@ impl Daemon {
                         advskew: rx.advert.advskew,
                     },
                 );
+                // An exact tie: warn, at most once per peer per TIE_LOG_EVERY.
+                // Only so many peers are remembered (authentic adverts need
+                // the pass, but their source addresses are free).
+                let room = |g: &GroupRt, peer| {
+                    g.stats.ties.len() < snapshot::MAX_TIE_PEERS || g.stats.ties.contains_key(&peer)
+                };
+                if let Some(tie) = g.fsm.last_tie().filter(|t| t.at == now && room(g, t.peer)) {
+                    let seen = g.stats.ties.entry(tie.peer).or_insert(snapshot::TieSeen {
+                        advbase: rx.advert.advbase,
+                        advskew: rx.advert.advskew,
+                        count: 0,
+                        last: now,
+                        logged: None,
+                    });
+                    seen.count += 1;
+                    seen.last = now;
+                    let due = seen.logged.is_none_or(|t| {
+                        now.saturating_duration_since(t) >= snapshot::TIE_LOG_EVERY
+                    });
+                    if due {
+                        seen.logged = Some(now);
+                        warn!(group = %g.cfg.name, dev = %iface.name, peer = %tie.peer, advbase = rx.advert.advbase, advskew = rx.advert.advskew,
+                            "exact tie: {} advertises the same advbase and advskew as we do; the smaller address read little-endian wins (UCarp's rule, docs/interop.md); give the hosts different advskew (logged at most every {} s per peer)",
+                            tie.peer, snapshot::TIE_LOG_EVERY.as_secs());
+                    }
+                }
                 if execute(&self.ifaces, g, out).await {
                     self.urgent = true;
                 }
             }
-            Err(Reject::OwnAdvert) => {}
             Err(reject) => {
                 let class = reject.class();
                 // Auth failures belong to the group with that vhid; the rest to the NIC.
@@ -444,6 +471,9 @@ impl Daemon {
                             });
                         }
                         gi
+                    }
+                    Reject::AddressClash { vhid } | Reject::BadAdvbase { vhid } => {
+                        owner_of(*vhid, groups)
                     }
                     _ => None,
                 };

@@ -3,7 +3,8 @@
 //! in both directions (issue 2, item 7).
 //!
 //! ucarp hashes exactly its one `-a` address into the HMAC, so ipfail sets
-//! `hmac_addrs` to that address (DESIGN.md §4).
+//! `hmac_addrs` to that address. The election rules both sides apply, and
+//! where they differ, are in `docs/interop.md`.
 
 mod lab;
 
@@ -26,9 +27,15 @@ struct Mixed {
 
 impl Mixed {
     fn new(test: &str, ipfail_advskew: u8) -> Mixed {
+        Mixed::with_addrs(test, "192.0.2.1/24", "192.0.2.2/24", ipfail_advskew)
+    }
+
+    /// ipfail on host a (`a_addr`, its advert source), ucarp on host b
+    /// (`b_addr`); both on one bridge, whatever their subnets.
+    fn with_addrs(test: &str, a_addr: &str, b_addr: &str, ipfail_advskew: u8) -> Mixed {
         let lab = Lab::new(test);
-        let a = lab.add_host("a", "192.0.2.1/24");
-        let b = lab.add_host("b", "192.0.2.2/24");
+        let a = lab.add_host("a", a_addr);
+        let b = lab.add_host("b", b_addr);
         let dir = lab::workdir(test);
         let cfg = format!(
             "[ipfail]\ncontrol_socket = {}\nprobe_timeout = 0.2\n\n\
@@ -61,9 +68,10 @@ impl Mixed {
         let up = self.dir.join("up.sh").to_string_lossy().into_owned();
         let down = self.dir.join("down.sh").to_string_lossy().into_owned();
         let skew = advskew.to_string();
+        let srcip = format!("--srcip={}", self.b.addr);
         let args = [
             "--interface=eth0",
-            "--srcip=192.0.2.2",
+            &srcip,
             "--vhid=42",
             "--pass=interop",
             "--addr=203.0.113.10",
@@ -95,6 +103,19 @@ impl Mixed {
             (self.holds(holder) && !self.holds(other)).then_some(())
         });
         t.elapsed()
+    }
+
+    /// `ipfail status --json` on host a, as JSON.
+    fn status_json(&self) -> serde_json::Value {
+        let cfg = self.dir.join("a.cfg").to_string_lossy().into_owned();
+        let bin = env!("CARGO_BIN_EXE_ipfail");
+        let out = self.lab.sh(&self.a, &[bin, "status", "--json", "-c", &cfg]);
+        assert!(
+            out.status.success(),
+            "ipfail status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
     }
 
     fn ipfail_log(&self) -> String {
@@ -142,6 +163,15 @@ fn ipfail_preferred_over_ucarp_fails_over_and_back() {
     let took = m.wait_holder(&m.b, &m.a, "ucarp takes over after ipfail stops", 6 * SEC);
     eprintln!(
         "ipfail SIGTERM -> ucarp holds {VIP}: {} ms",
+        took.as_millis()
+    );
+    // ipfail bows out with 255/255, which ucarp (no bow-out rule of its own)
+    // takes over from at once, not after 3.39 s. Most of the ~0.8 s is
+    // ucarp's libpcap read timeout (CAPTURE_TIMEOUT 1000 ms in src/ucarp.h);
+    // ipfail removes its IPs and bows out within ~10 ms of SIGTERM.
+    assert!(
+        took < SEC,
+        "ucarp took {} ms to take over on the bow-out",
         took.as_millis()
     );
     m.lab.wait_exit(a, 5 * SEC).expect("ipfail exited");
@@ -200,4 +230,190 @@ fn ucarp_preferred_over_ipfail_fails_over_and_back() {
         "{}",
         m.ipfail_log()
     );
+}
+
+/// Counts the ipfail log lines entering MASTER.
+fn masters_in_log(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("-> MASTER")).count()
+}
+
+/// Seconds since midnight of the first log line containing `what`
+/// (tracing's `2026-01-01T12:34:56.789012Z` prefix).
+fn log_time(log: &str, what: &str) -> Option<f64> {
+    let line = log.lines().find(|l| l.contains(what))?;
+    let clock = line.split('T').nth(1)?.split('Z').next()?;
+    let mut parts = clock.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// Exact tie (advbase 1, advskew 100 on both) between ipfail on `a_addr`
+/// and ucarp on `b_addr`, addresses that differ before the last octet so
+/// that the numeric order and ucarp's little-endian order disagree.
+/// `ipfail_wins`: ipfail's address is the smaller one read little-endian.
+fn exact_tie(test: &str, a_addr: &str, b_addr: &str, ipfail_wins: bool) {
+    const ADVERT: Duration = Duration::from_millis(1391); // 1 + 100/256 s
+                                                          // ---- ucarp first and settled, then ipfail starts (preempt on) ----
+    let m = Mixed::with_addrs(test, a_addr, b_addr, 100);
+    m.start_ucarp(100);
+    m.wait_holder(&m.b, &m.a, "ucarp alone is master", 10 * SEC);
+    m.start_ipfail();
+    m.lab.wait_until("ipfail is BACKUP", 5 * SEC, || {
+        m.ipfail_log().contains("INIT -> BACKUP").then_some(())
+    });
+    if ipfail_wins {
+        // ipfail wins the tie: it preempts on the first ucarp advert it
+        // hears, within one interval of starting; ucarp yields to the
+        // smaller address. The IP follows once ucarp's down script ran and
+        // ipfail's probe finds it silent.
+        let took = m.wait_holder(&m.a, &m.b, "ipfail wins the tie", 5 * SEC);
+        let log = m.ipfail_log();
+        let decided = log_time(&log, "BACKUP -> MASTER: preempted less preferred master")
+            .zip(log_time(&log, "INIT -> BACKUP"))
+            .map(|(master, backup)| master - backup)
+            .unwrap_or_else(|| panic!("no preemption logged: {log}"));
+        eprintln!(
+            "{test}: ipfail BACKUP -> MASTER after {:.0} ms, holds {VIP} after {} ms",
+            decided * 1000.0,
+            took.as_millis()
+        );
+        assert!(
+            decided <= ADVERT.as_secs_f64() + 0.05,
+            "preempted {decided:.3} s after starting"
+        );
+        assert!(took < ADVERT + 2 * SEC, "{} ms", took.as_millis());
+    } else {
+        // ucarp wins the tie: ipfail follows it and stays BACKUP.
+        std::thread::sleep(2 * ADVERT);
+        assert_eq!(masters_in_log(&m.ipfail_log()), 0, "{}", m.ipfail_log());
+    }
+    let masters = masters_in_log(&m.ipfail_log());
+    let sampler = m.lab.sampler(&[&m.a, &m.b]);
+    std::thread::sleep(5 * SEC);
+    let samples = sampler.stop();
+    let (double, _) = lab::longest_double_hold(&samples);
+    assert_eq!(double, Duration::ZERO, "both held {VIP}");
+    let (winner, loser) = if ipfail_wins {
+        (&m.a, &m.b)
+    } else {
+        (&m.b, &m.a)
+    };
+    assert!(
+        m.holds(winner) && !m.holds(loser),
+        "the tie winner holds {VIP}"
+    );
+    let log = m.ipfail_log();
+    assert_eq!(masters_in_log(&log), masters, "no flapping: {log}");
+    assert!(log.contains("exact tie"), "the tie is warned about: {log}");
+    assert_eq!(
+        log.matches("exact tie").count(),
+        1,
+        "warned once per peer per minute: {log}"
+    );
+    assert!(!log.contains("rejected"), "{log}");
+    let status = m.status_json();
+    let tie = &status["groups"][0]["ties"][0];
+    assert_eq!(tie["peer"], m.b.addr.to_string(), "{status}");
+    assert_eq!(
+        (tie["advbase"].as_u64(), tie["advskew"].as_u64()),
+        (Some(1), Some(100))
+    );
+    assert!(tie["adverts"].as_u64() > Some(0), "{status}");
+    drop(m);
+
+    // ---- both start at once ----
+    let m = Mixed::with_addrs(&format!("{test}b"), a_addr, b_addr, 100);
+    m.start_ucarp(100);
+    m.start_ipfail();
+    let t0 = Instant::now();
+    m.lab.wait_until("someone takes the group", 10 * SEC, || {
+        (m.holds(&m.a) || m.holds(&m.b)).then_some(())
+    });
+    let first = t0.elapsed();
+    // Both may time out together; within one advert interval one is left.
+    m.lab.wait_until("exactly one holder", ADVERT + SEC, || {
+        (m.holds(&m.a) != m.holds(&m.b)).then_some(())
+    });
+    let one = t0.elapsed();
+    eprintln!(
+        "{test}, simultaneous start: first holder after {} ms, exactly one after {} ms",
+        first.as_millis(),
+        one.as_millis()
+    );
+    std::thread::sleep(ADVERT);
+    let holder_a = m.holds(&m.a);
+    let masters = masters_in_log(&m.ipfail_log());
+    let sampler = m.lab.sampler(&[&m.a, &m.b]);
+    std::thread::sleep(5 * SEC);
+    let samples = sampler.stop();
+    let (double, _) = lab::longest_double_hold(&samples);
+    assert_eq!(double, Duration::ZERO, "both held {VIP}");
+    assert!(
+        m.holds(&m.a) == holder_a && m.holds(&m.b) != holder_a,
+        "holder changed"
+    );
+    assert_eq!(
+        masters_in_log(&m.ipfail_log()),
+        masters,
+        "no flapping: {}",
+        m.ipfail_log()
+    );
+}
+
+#[test]
+fn exact_tie_with_ucarp_goes_to_ucarps_smaller_little_endian_address() {
+    if !lab::require_root() || !ucarp_installed() {
+        return;
+    }
+    // 192.0.2.2 is numerically lower, but ucarp compares s_addr as a
+    // little-endian integer: 198.51.100.1 (last octet 1) is smaller.
+    exact_tie("tie-ucarp", "192.0.2.2/24", "198.51.100.1/24", false);
+}
+
+#[test]
+fn exact_tie_with_ucarp_goes_to_ipfails_smaller_little_endian_address() {
+    if !lab::require_root() || !ucarp_installed() {
+        return;
+    }
+    exact_tie("tie-ipfail", "198.51.100.1/24", "192.0.2.2/24", true);
+}
+
+#[test]
+fn ucarp_sending_from_our_address_is_reported_as_an_address_clash() {
+    if !lab::require_root() || !ucarp_installed() {
+        return;
+    }
+    // Host b is misconfigured with host a's address and runs ucarp from it.
+    // Our socket does not loop our own adverts back, so every advert from
+    // 192.0.2.1 that ipfail receives is b's. Linux drops a datagram whose
+    // source is a local address before any socket sees it ("martian
+    // source") unless accept_local is on: ipfail can only see the clash
+    // with it (docs/interop.md, "Our own source address").
+    let m = Mixed::with_addrs("clash", "192.0.2.1/24", "192.0.2.1/24", 0);
+    m.lab.sysctl(&m.a, "net.ipv4.conf.eth0.accept_local", "1");
+    m.start_ipfail();
+    m.start_ucarp(100);
+    let log = m.lab.wait_until("the clash is logged", 10 * SEC, || {
+        let log = m.ipfail_log();
+        log.contains("address_clash").then_some(log)
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("address_clash"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("WARN") && line.contains("dev=eth0") && line.contains("from=192.0.2.1"),
+        "{line}"
+    );
+    assert!(line.contains("another host uses this address"), "{line}");
+    std::thread::sleep(3 * SEC);
+    let status = m.status_json();
+    let counted = status["groups"][0]["counters"]["rejected"]["address_clash"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(counted >= 2, "address_clash counted on the group: {status}");
+    // Rate-limited: one line per 10 s per interface and class.
+    assert_eq!(m.ipfail_log().matches("address_clash").count(), 1);
 }

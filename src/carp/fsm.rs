@@ -7,10 +7,16 @@
 //! every election rule testable with a virtual clock (see `tests/sim_lan.rs`).
 //!
 //! The rules follow FreeBSD `sys/netinet/ip_carp.c` (`carp_input_c`,
-//! `carp_master_down`, `carp_setrun`) and ucarp `src/carp.c`, with two
-//! deliberate differences written down in DESIGN.md §4:
-//! - on an exact tie of intervals the lower source address wins (FreeBSD makes
-//!   both step down; ucarp compares addresses too);
+//! `carp_master_down`, `carp_setrun`) and UCarp `src/carp.c`
+//! (`packethandler`, `carp_master_down`, `carp_setrun`); `docs/interop.md`
+//! lists each rule with its source and the deliberate differences:
+//! - an exact tie of intervals goes to the address whose 4 bytes, read as a
+//!   little-endian integer, are smaller (UCarp's comparison of `s_addr`
+//!   values on x86); FreeBSD yields every tie as MASTER and never preempts
+//!   on one, so every pair converges (`docs/interop.md`, "Exact ties");
+//! - a BACKUP acts only on adverts from the master it follows (or from a
+//!   better one) while that master is alive, so a stray or forged worse
+//!   advert from a third address cannot make it preempt;
 //! - a MASTER hearing a *worse* advert answers at once with its own advert and
 //!   re-announces its IPs, so a confused peer steps down and neighbours that
 //!   followed its gratuitous ARP come back (OpenBSD does the former).
@@ -29,11 +35,12 @@ pub struct FsmConfig {
     pub advskew: u8,
     /// Take over from a less preferred master.
     pub preempt: bool,
-    /// Our advert source address: breaks ties between equal intervals.
+    /// Our advert source address: breaks ties between equal intervals
+    /// ([`tie_key`]).
     pub local: IpAddr,
 }
 
-/// advbase and advskew of the bow-out advert (DESIGN.md §3 "Graceful stop").
+/// advbase and advskew of the bow-out advert (`docs/interop.md`, "Bow-out").
 pub use super::packet::BOW_OUT;
 
 /// CARP state of a group (RFC 3768 §6.4 names; CARP uses the same three).
@@ -87,8 +94,8 @@ pub enum Reason {
     MasterDown { silence: Duration },
     /// The master sent the 255/255 bow-out advert.
     BowOut { master: IpAddr },
-    /// The master advertises slower than 3 × our advbase: it is as good as gone
-    /// (FreeBSD: "master will time out").
+    /// The master advertises slower than `3 × advbase + advskew/256` of
+    /// ours: it is as good as gone (FreeBSD: "master will time out").
     MasterTooSlow { master: IpAddr, interval: Duration },
     /// We are preferred over the current master and `preempt` is on.
     Preempt { master: IpAddr },
@@ -107,7 +114,8 @@ pub enum Reason {
     Demoted,
     /// The process is stopping.
     Shutdown,
-    /// Restarted holding our own leased IPs (see [`Fsm::resume`]).
+    /// The daemon restarted while our own leased IPs were still on the
+    /// interface: it resumes as master at once ([`Fsm::resume`]).
     Resumed,
 }
 
@@ -125,7 +133,7 @@ impl fmt::Display for Reason {
             Reason::BowOut { master } => write!(f, "bow-out from {master}"),
             Reason::MasterTooSlow { master, interval } => write!(
                 f,
-                "master {master} advertises every {:.2} s, slower than 3 x our advbase",
+                "master {master} advertises every {:.2} s, slower than 3 x our advbase + advskew/256",
                 interval.as_secs_f64()
             ),
             Reason::Preempt { master } => write!(f, "preempted less preferred master {master}"),
@@ -167,11 +175,46 @@ pub enum Action {
     Reannounce,
 }
 
-/// The last master heard from, for status and tie-breaks.
+/// The master this host follows (the source of the last advert it accepted
+/// as master), and when it was last heard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MasterSeen {
     pub advert: PeerAdvert,
     pub at: Instant,
+}
+
+/// A peer advertising exactly our configured advbase and advskew: the
+/// election then hangs on the addresses alone, and CARP implementations
+/// disagree there (`docs/interop.md`, "Exact ties"). The driver warns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tie {
+    pub peer: IpAddr,
+    pub at: Instant,
+}
+
+/// The tie-break key of an advert source: smaller wins an exact tie.
+///
+/// UCarp compares `ip_src.s_addr` with its own `srcip.s_addr` as host
+/// integers (`src/carp.c`, `packethandler`, MASTER case); `s_addr` holds
+/// the address in network byte order, so on little-endian machines (x86,
+/// arm64) the 4 bytes are read little-endian and the *last* octet weighs
+/// most: 192.0.3.1 (key 0x01_03_00_c0) beats 192.0.2.200 (0xc8_02_00_c0).
+/// ipfail uses the same key so that a tie between ipfail and UCarp always
+/// has the same winner on both sides. IPv6 (which UCarp does not speak)
+/// follows the same idea: the 16 bytes read little-endian. IPv4 sorts
+/// before IPv6.
+pub fn tie_key(addr: IpAddr) -> (u8, u128) {
+    match addr {
+        IpAddr::V4(v4) => (0, u128::from(u32::from_le_bytes(v4.octets()))),
+        IpAddr::V6(v6) => (1, u128::from_le_bytes(v6.octets())),
+    }
+}
+
+/// Does advert `a` win the election over advert `b`? The shorter interval
+/// wins; an exact tie goes to the smaller [`tie_key`].
+pub fn outranks(a: &PeerAdvert, b: &PeerAdvert) -> bool {
+    let (ia, ib) = (a.interval(), b.interval());
+    ia < ib || (ia == ib && tie_key(a.src) < tie_key(b.src))
 }
 
 /// `advbase + advskew/256` seconds (FreeBSD `carp_setrun`).
@@ -181,7 +224,10 @@ pub fn advert_interval(advbase: u8, advskew: u8) -> Duration {
 }
 
 /// `3 × advbase + advskew/256` seconds: how long a BACKUP waits in silence
-/// (FreeBSD `carp_setrun`, BACKUP case: `tv.tv_sec = 3 * sc->sc_advbase`).
+/// (FreeBSD `carp_setrun`, BACKUP case: `tv.tv_sec = 3 * sc->sc_advbase`,
+/// `tv.tv_usec = sc->sc_advskew * 1000000 / 256`). With our own values it
+/// is also the "master too slow" bound: FreeBSD `carp_input_c` sets
+/// `sc_tv.tv_sec = sc->sc_advbase * 3` and keeps the advskew part.
 pub fn master_down_interval(advbase: u8, advskew: u8) -> Duration {
     Duration::from_secs(3 * u64::from(advbase))
         + Duration::from_nanos(u64::from(advskew) * 1_000_000_000 / 256)
@@ -194,7 +240,10 @@ pub struct Fsm {
     reason: Reason,
     /// BACKUP: when the master is declared down. MASTER: next advert.
     deadline: Option<Instant>,
+    /// The master we follow (see [`Fsm::handle_advert`]).
     master: Option<MasterSeen>,
+    /// The last peer that tied with us exactly.
+    tie: Option<Tie>,
     /// Last time a MASTER answered a worse advert; limits those answers to one
     /// per own interval, so a misbehaving peer cannot make us flood.
     last_contest: Option<Instant>,
@@ -211,6 +260,7 @@ impl Fsm {
             reason: Reason::Startup,
             deadline: None,
             master: None,
+            tie: None,
             last_contest: None,
             demoted: false,
         }
@@ -230,9 +280,16 @@ impl Fsm {
     pub fn reason(&self) -> &Reason {
         &self.reason
     }
-    /// The last master heard (while we were not master, or contesting us).
+    /// The master we follow: the source of the last advert accepted as
+    /// master (kept after it falls silent, for status).
     pub fn master_seen(&self) -> Option<MasterSeen> {
         self.master
+    }
+    /// The last peer whose advert carried exactly our configured advbase
+    /// and advskew ([`Tie`]); the driver compares `at` with the time it
+    /// passed to [`Fsm::handle_advert`] to see a new one.
+    pub fn last_tie(&self) -> Option<Tie> {
+        self.tie
     }
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadline
@@ -258,6 +315,44 @@ impl Fsm {
         master_down_interval(self.cfg.advbase, self.cfg.advskew)
     }
 
+    /// How long a followed master may stay silent. A master that beat us
+    /// only by the tie-break gets one more own interval: if it yielded to
+    /// us at the same moment as we yielded to it (FreeBSD yields every tie
+    /// as MASTER), its master-down timer fires first and its advert reaches
+    /// us before ours would, so exactly one of us comes back
+    /// (`docs/interop.md`, "Exact ties").
+    fn follow_timeout(&self, followed: &PeerAdvert) -> Duration {
+        let (advbase, advskew) = self.advertised();
+        if followed.interval() == advert_interval(advbase, advskew) {
+            self.master_down_after() + self.own_interval()
+        } else {
+            self.master_down_after()
+        }
+    }
+
+    /// The followed master, if it has not been silent for its follow
+    /// timeout.
+    fn followed_alive(&self, now: Instant) -> Option<MasterSeen> {
+        self.master
+            .filter(|m| now < m.at + self.follow_timeout(&m.advert))
+    }
+
+    /// Accept `adv` as the master: follow it and wait for its next advert.
+    fn follow(&mut self, now: Instant, adv: PeerAdvert) {
+        self.master = Some(MasterSeen {
+            advert: adv,
+            at: now,
+        });
+        self.deadline = Some(now + self.follow_timeout(&adv));
+    }
+
+    /// A BACKUP's "master too slow" bound: `3 × advbase + advskew/256` of
+    /// our own configuration (FreeBSD `carp_input_c`, BACKUP case; UCarp
+    /// `packethandler` with its default `dead_ratio` 3).
+    fn too_slow_after(&self) -> Duration {
+        master_down_interval(self.cfg.advbase, self.cfg.advskew)
+    }
+
     /// Begin the election: INIT -> BACKUP, wait for a master.
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
@@ -267,22 +362,24 @@ impl Fsm {
         out
     }
 
-    /// Begin as MASTER: the daemon restarted and found its own leased IPs
-    /// still on the NIC (docs/safety.md, "Restarts"). A better peer's
-    /// next advert sends us to BACKUP as usual.
-    pub fn resume(&mut self, now: Instant) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.state == State::Init {
-            self.enter(now, State::Master, Reason::Resumed, &mut out);
-        }
-        out
-    }
-
     /// The link came back: wait for a master, as at start.
     pub fn link_up(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         if self.state == State::Init {
             self.enter(now, State::Backup, Reason::LinkUp, &mut out);
+        }
+        out
+    }
+
+    /// The daemon restarted and found our own leased IPs still on the
+    /// interface (docs/safety.md §5): from INIT, become MASTER at once
+    /// (advertise, acquire, arm the advert deadline) instead of waiting
+    /// the master-down interval with the IPs half-owned. From any other
+    /// state it does nothing.
+    pub fn resume(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == State::Init {
+            self.enter(now, State::Master, Reason::Resumed, &mut out);
         }
         out
     }
@@ -375,52 +472,63 @@ impl Fsm {
     }
 
     /// An authenticated advert for our vhid from another host.
+    ///
+    /// - MASTER: a better advert ([`outranks`]) sends us to BACKUP following
+    ///   its sender; a worse one is answered at once (at most once per own
+    ///   interval) with our advert and a re-announcement.
+    /// - BACKUP: while the master we follow is alive, adverts from any other
+    ///   address that does not outrank it change nothing (a stray or forged
+    ///   advert must not make us preempt, and must not keep us waiting for a
+    ///   dead master either). Otherwise, as FreeBSD `carp_input_c`: a bow-out
+    ///   (255/255) or a master slower than `3 × advbase + advskew/256` of
+    ///   ours is taken over at once, a worse one is preempted with
+    ///   `preempt`, and anything else is followed.
     pub fn handle_advert(&mut self, now: Instant, adv: PeerAdvert) -> Vec<Action> {
         let mut out = Vec::new();
         if adv.src == self.cfg.local {
-            return out; // our own advert looped back; the driver should drop it earlier
+            return out; // the driver reports these as an address clash
+        }
+        if (adv.advbase, adv.advskew) == (self.cfg.advbase, self.cfg.advskew) {
+            self.tie = Some(Tie {
+                peer: adv.src,
+                at: now,
+            });
         }
         match self.state {
             State::Init => {
+                // Nothing is decided in INIT (FreeBSD and UCarp ignore
+                // adverts there); remember who was heard, for status.
                 self.master = Some(MasterSeen {
                     advert: adv,
                     at: now,
                 });
             }
             State::Backup => {
-                self.master = Some(MasterSeen {
-                    advert: adv,
-                    at: now,
-                });
-                // FreeBSD carp_input_c, BACKUP: a master that will surely time
-                // out is treated as timed out now; 255/255 is the bow-out.
-                let too_slow = Duration::from_secs(3 * u64::from(self.cfg.advbase));
+                if let Some(f) = self.followed_alive(now) {
+                    if f.advert.src != adv.src && !outranks(&adv, &f.advert) {
+                        // A third address, no better than the live master
+                        // we follow: not the master, so not our business.
+                        return out;
+                    }
+                }
                 if self.demoted {
                     // Never take over early: only a silent LAN makes a
                     // demoted host master (see `set_demoted`).
-                    self.deadline = Some(now + self.master_down_after());
+                    self.follow(now, adv);
                 } else if adv.is_bow_out() {
-                    self.enter(
-                        now,
-                        State::Master,
-                        Reason::BowOut { master: adv.src },
-                        &mut out,
-                    );
-                } else if adv.interval() > too_slow {
+                    let reason = Reason::BowOut { master: adv.src };
+                    self.enter(now, State::Master, reason, &mut out);
+                } else if adv.interval() > self.too_slow_after() {
                     let reason = Reason::MasterTooSlow {
                         master: adv.src,
                         interval: adv.interval(),
                     };
                     self.enter(now, State::Master, reason, &mut out);
                 } else if self.cfg.preempt && self.preferred_over(&adv) {
-                    self.enter(
-                        now,
-                        State::Master,
-                        Reason::Preempt { master: adv.src },
-                        &mut out,
-                    );
+                    let reason = Reason::Preempt { master: adv.src };
+                    self.enter(now, State::Master, reason, &mut out);
                 } else {
-                    self.deadline = Some(now + self.master_down_after());
+                    self.follow(now, adv);
                 }
             }
             State::Master => {
@@ -436,29 +544,30 @@ impl Fsm {
                         out.push(Action::Reannounce);
                     }
                 } else {
-                    self.master = Some(MasterSeen {
-                        advert: adv,
-                        at: now,
-                    });
                     let reason = Reason::MorePreferred {
                         master: adv.src,
                         advbase: adv.advbase,
                         advskew: adv.advskew,
                     };
                     self.enter(now, State::Backup, reason, &mut out);
+                    self.follow(now, adv);
                 }
             }
         }
         out
     }
 
-    /// Are we preferred over `peer`? Smaller interval wins; an exact tie goes
-    /// to the lower source address (DESIGN.md §4).
+    /// Do we win the election over `peer`, advertising what we advertise?
+    /// Shorter interval wins; an exact tie goes to the smaller [`tie_key`]
+    /// (UCarp's rule, `docs/interop.md`, "Exact ties").
     fn preferred_over(&self, peer: &PeerAdvert) -> bool {
         let (advbase, advskew) = self.advertised();
-        let ours = advert_interval(advbase, advskew);
-        let theirs = peer.interval();
-        ours < theirs || (ours == theirs && self.cfg.local < peer.src)
+        let ours = PeerAdvert {
+            src: self.cfg.local,
+            advbase,
+            advskew,
+        };
+        outranks(&ours, peer)
     }
 
     fn own_advert(&self) -> Action {
@@ -704,19 +813,289 @@ mod tests {
         assert_eq!(f.state(), State::Master);
     }
 
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    fn fsm_at(local: IpAddr, advskew: u8, preempt: bool, now: Instant) -> Fsm {
+        Fsm::new(
+            FsmConfig {
+                vhid: 1,
+                advbase: 1,
+                advskew,
+                preempt,
+                local,
+            },
+            now,
+        )
+    }
+
+    fn from(src: IpAddr, advbase: u8, advskew: u8) -> PeerAdvert {
+        PeerAdvert {
+            src,
+            advbase,
+            advskew,
+        }
+    }
+
     #[test]
-    fn exact_tie_goes_to_the_lower_address() {
+    fn tie_key_reads_the_four_bytes_little_endian() {
+        // UCarp compares s_addr values on x86: the last octet weighs most.
+        assert!(tie_key(v4(192, 0, 3, 1)) < tie_key(v4(192, 0, 2, 200)));
+        assert!(tie_key(v4(198, 51, 100, 2)) > tie_key(v4(192, 0, 2, 1)));
+        assert!(tie_key(v4(203, 0, 113, 2)) < tie_key(v4(192, 0, 2, 3)));
+        // With only the last octet differing it is the numeric order.
+        assert!(tie_key(ip(1)) < tie_key(ip(2)));
+        assert_eq!(
+            tie_key(v4(192, 0, 2, 1)),
+            (0, 0x01_02_00_c0),
+            "the bytes of s_addr read as a little-endian u32"
+        );
+    }
+
+    #[test]
+    fn exact_tie_goes_to_the_smaller_little_endian_address() {
         let t0 = Instant::now();
-        // we are 192.0.2.1: a tie with .2 is ours
+        let low_key = v4(192, 0, 3, 1); // numerically higher, wins the tie
+        let high_key = v4(192, 0, 2, 200);
+        // MASTER 192.0.2.200 hears a tie from 192.0.3.1: it yields, as UCarp.
+        let mut f = fsm_at(high_key, 10, true, t0);
+        let t = become_master(&mut f, t0);
+        let out = f.handle_advert(t, from(low_key, 1, 10));
+        assert_eq!(states(&out), vec![State::Backup]);
+        assert_eq!(f.master_seen().map(|m| m.advert.src), Some(low_key));
+        // MASTER 192.0.3.1 hears a tie from 192.0.2.200: it answers.
+        let mut g = fsm_at(low_key, 10, true, t0);
+        let t = become_master(&mut g, t0);
+        let out = g.handle_advert(t, from(high_key, 1, 10));
+        assert!(states(&out).is_empty());
+        assert!(out.contains(&Action::Reannounce), "{out:?}");
+        assert_eq!(g.state(), State::Master);
+        // BACKUP with preempt: preempts a tie it wins, follows one it loses.
+        let mut h = fsm_at(low_key, 10, true, t0);
+        h.start(t0);
+        let out = h.handle_advert(t0, from(high_key, 1, 10));
+        assert_eq!(states(&out), vec![State::Master]);
+        let mut k = fsm_at(high_key, 10, true, t0);
+        k.start(t0);
+        assert!(k.handle_advert(t0, from(low_key, 1, 10)).is_empty());
+        assert_eq!(k.state(), State::Backup);
+    }
+
+    #[test]
+    fn a_master_that_won_only_the_tie_is_given_one_more_interval() {
+        let t0 = Instant::now();
+        let mut f = fsm(10, true, t0); // 192.0.2.1, advskew 10
+        let t = become_master(&mut f, t0);
+        // 192.0.2.0 has the smaller key: we yield and follow it.
+        f.handle_advert(t, peer(0, 1, 10));
+        assert_eq!(f.state(), State::Backup);
+        let wait = master_down_interval(1, 10) + advert_interval(1, 10);
+        assert_eq!(f.next_deadline(), Some(t + wait));
+        // A strictly better master gets the plain master-down interval.
+        let mut g = fsm(10, true, t0);
+        g.start(t0);
+        g.handle_advert(t0, peer(2, 1, 0));
+        assert_eq!(g.next_deadline(), Some(t0 + master_down_interval(1, 10)));
+    }
+
+    #[test]
+    fn an_exact_tie_is_reported_with_the_peer() {
+        let t0 = Instant::now();
         let mut f = fsm(10, true, t0);
         f.start(t0);
-        assert_eq!(
-            states(&f.handle_advert(t0, peer(2, 1, 10))),
-            vec![State::Master]
+        assert_eq!(f.last_tie(), None);
+        f.handle_advert(t0, peer(2, 1, 11));
+        assert_eq!(f.last_tie(), None, "advskew 11 is no tie");
+        let t = t0 + Duration::from_millis(500);
+        f.handle_advert(t, peer(0, 1, 10));
+        assert_eq!(f.last_tie(), Some(Tie { peer: ip(0), at: t }));
+        // A demoted host compares its configured values: a peer with our
+        // configuration is still a tie, a bow-out is not.
+        let mut g = fsm(10, true, t0);
+        g.set_demoted(t0, true);
+        g.start(t0);
+        g.handle_advert(t0, peer(2, BOW_OUT, BOW_OUT));
+        assert_eq!(g.last_tie(), None);
+        g.handle_advert(t0, peer(2, 1, 10));
+        assert_eq!(g.last_tie().map(|t| t.peer), Some(ip(2)));
+    }
+
+    #[test]
+    fn too_slow_counts_our_own_advskew() {
+        let t0 = Instant::now();
+        // Own 1/128: the bound is 3 x 1 + 128/256 = 3.5 s.
+        let mut f = fsm(128, false, t0);
+        f.start(t0);
+        assert!(
+            f.handle_advert(t0, peer(2, 3, 100)).is_empty(),
+            "3.39 s is above 3 x advbase but within 3.5 s: a slow master, not a dead one"
         );
-        // and a tie with .0 is theirs
-        let out = f.handle_advert(t0 + Duration::from_millis(10), peer(0, 1, 10));
-        assert_eq!(states(&out), vec![State::Backup]);
+        assert_eq!(f.state(), State::Backup);
+        let out = f.handle_advert(t0, peer(2, 3, 192)); // 3.75 s
+        assert_eq!(states(&out), vec![State::Master]);
+        assert_eq!(
+            f.reason(),
+            &Reason::MasterTooSlow {
+                master: ip(2),
+                interval: advert_interval(3, 192)
+            }
+        );
+        assert!(f
+            .reason()
+            .to_string()
+            .ends_with("slower than 3 x our advbase + advskew/256"));
+    }
+
+    /// Backup 192.0.2.1 (advskew 100, preempt) following master .2 (advskew 0).
+    fn backup_following_2(t0: Instant) -> Fsm {
+        let mut f = fsm(100, true, t0);
+        f.start(t0);
+        assert!(f.handle_advert(t0, peer(2, 1, 0)).is_empty());
+        f
+    }
+
+    #[test]
+    fn a_worse_advert_from_a_third_address_changes_nothing_while_the_master_lives() {
+        let t0 = Instant::now();
+        let mut f = backup_following_2(t0);
+        let deadline = f.next_deadline();
+        for ms in [100u64, 400, 900] {
+            let now = t0 + Duration::from_millis(ms);
+            assert!(f.handle_advert(now, peer(3, 1, 200)).is_empty());
+            assert!(f.handle_advert(now, peer(3, 1, 101)).is_empty());
+        }
+        assert_eq!(f.state(), State::Backup);
+        assert_eq!(f.next_deadline(), deadline, "no re-arm by a stray advert");
+        assert_eq!(f.master_seen().map(|m| m.advert.src), Some(ip(2)));
+        // The real master falls silent: master down after our own interval
+        // from its last advert, however many stray adverts came.
+        let down = t0 + master_down_interval(1, 100);
+        assert!(f
+            .handle_advert(down - Duration::from_millis(1), peer(3, 1, 200))
+            .is_empty());
+        let out = f.handle_timeout(down);
+        assert_eq!(states(&out), vec![State::Master]);
+        assert!(matches!(f.reason(), Reason::MasterDown { .. }));
+    }
+
+    #[test]
+    fn once_the_followed_master_is_silent_a_worse_advert_preempts_again() {
+        let t0 = Instant::now();
+        let mut f = backup_following_2(t0);
+        let late = t0 + master_down_interval(1, 100);
+        // The driver did not get to the timeout yet; the worse advert of .3
+        // is the only master left.
+        let out = f.handle_advert(late, peer(3, 1, 200));
+        assert_eq!(states(&out), vec![State::Master]);
+        assert_eq!(f.reason(), &Reason::Preempt { master: ip(3) });
+    }
+
+    #[test]
+    fn a_better_advert_from_a_third_address_is_followed() {
+        let t0 = Instant::now();
+        let mut f = fsm(100, true, t0);
+        f.start(t0);
+        f.handle_advert(t0, peer(3, 1, 50));
+        let t = t0 + Duration::from_millis(200);
+        assert!(f.handle_advert(t, peer(2, 1, 0)).is_empty());
+        assert_eq!(f.master_seen().map(|m| m.advert.src), Some(ip(2)));
+        assert_eq!(f.next_deadline(), Some(t + master_down_interval(1, 100)));
+        // Now .3 is the stray one.
+        assert!(f.handle_advert(t, peer(3, 1, 50)).is_empty());
+        assert_eq!(f.master_seen().map(|m| m.advert.src), Some(ip(2)));
+    }
+
+    #[test]
+    fn bow_out_and_too_slow_count_only_from_the_followed_master() {
+        let t0 = Instant::now();
+        let mut f = backup_following_2(t0);
+        let t = t0 + Duration::from_millis(300);
+        assert!(f.handle_advert(t, peer(3, BOW_OUT, BOW_OUT)).is_empty());
+        assert!(f.handle_advert(t, peer(3, 9, 0)).is_empty(), "too slow");
+        assert_eq!(f.state(), State::Backup);
+        let out = f.handle_advert(t, peer(2, BOW_OUT, BOW_OUT));
+        assert_eq!(states(&out), vec![State::Master]);
+        assert_eq!(f.reason(), &Reason::BowOut { master: ip(2) });
+
+        let mut g = backup_following_2(t0);
+        let out = g.handle_advert(t, peer(2, 9, 0));
+        assert_eq!(states(&out), vec![State::Master]);
+        assert!(matches!(g.reason(), Reason::MasterTooSlow { .. }));
+    }
+
+    #[test]
+    fn the_followed_master_turning_worse_is_preempted() {
+        let t0 = Instant::now();
+        let mut f = backup_following_2(t0);
+        let out = f.handle_advert(t0 + Duration::from_secs(1), peer(2, 1, 200));
+        assert_eq!(states(&out), vec![State::Master]);
+        assert_eq!(f.reason(), &Reason::Preempt { master: ip(2) });
+        // Without preempt it stays followed.
+        let mut g = fsm(100, false, t0);
+        g.start(t0);
+        g.handle_advert(t0, peer(2, 1, 0));
+        let t = t0 + Duration::from_secs(1);
+        assert!(g.handle_advert(t, peer(2, 1, 200)).is_empty());
+        assert_eq!(g.next_deadline(), Some(t + master_down_interval(1, 100)));
+    }
+
+    #[test]
+    fn resume_from_init_enters_master_at_once() {
+        let t0 = Instant::now();
+        let mut f = fsm(100, true, t0);
+        let out = f.resume(t0);
+        assert_eq!(
+            out,
+            vec![
+                Action::Transition {
+                    from: State::Init,
+                    to: State::Master,
+                    reason: Reason::Resumed
+                },
+                Action::SendAdvert {
+                    advbase: 1,
+                    advskew: 100
+                },
+                Action::Acquire,
+            ]
+        );
+        assert_eq!(f.state(), State::Master);
+        assert_eq!(f.next_deadline(), Some(t0 + advert_interval(1, 100)));
+        assert_eq!(
+            f.reason().to_string(),
+            "restarted holding our own leased IPs: resuming as master"
+        );
+        // It advertises on the usual cadence afterwards.
+        let out = f.handle_timeout(t0 + advert_interval(1, 100));
+        assert_eq!(
+            out,
+            vec![Action::SendAdvert {
+                advbase: 1,
+                advskew: 100
+            }]
+        );
+    }
+
+    #[test]
+    fn resume_does_nothing_outside_init() {
+        let t0 = Instant::now();
+        let mut f = fsm(100, true, t0);
+        f.start(t0);
+        assert!(f.resume(t0).is_empty(), "BACKUP");
+        assert_eq!(f.state(), State::Backup);
+        let mut g = fsm(0, true, t0);
+        let t = become_master(&mut g, t0);
+        assert!(g.resume(t).is_empty(), "MASTER");
+        assert_eq!(g.state(), State::Master);
+        // A demoted group resumes advertising 255/255, as any demoted master.
+        let mut h = fsm(0, true, t0);
+        h.set_demoted(t0, true);
+        let out = h.resume(t0);
+        assert!(out.contains(&Action::SendAdvert {
+            advbase: BOW_OUT,
+            advskew: BOW_OUT
+        }));
     }
 
     #[test]

@@ -111,8 +111,24 @@ pub enum Reject {
         vhid: u8,
         diagnosis: AuthDiagnosis,
     },
-    /// Our own advert, looped back by multicast.
-    OwnAdvert,
+    /// An advert whose IPv4 source is our own advert source address. Our
+    /// CARP socket has `IP_MULTICAST_LOOP` off (`sys/linux/carp_socket.rs`),
+    /// so the kernel never hands our own adverts back to us: this one came
+    /// from another host configured with our address (or from a LAN that
+    /// reflects frames back to their sender, which is as broken). Linux
+    /// delivers a datagram with a local source address only where
+    /// `accept_local` is on; otherwise it drops it as a martian before any
+    /// socket sees it (`docs/interop.md`, "Our own source address").
+    AddressClash {
+        vhid: u8,
+    },
+    /// An authenticated advert with advbase 0, which no CARP implementation
+    /// may send (FreeBSD `carp_ioctl_set` refuses advbase below
+    /// `CARP_DFLTINTV`, our configuration refuses 0): it would make its
+    /// sender outrank every peer while advertising as fast as it likes.
+    BadAdvbase {
+        vhid: u8,
+    },
 }
 
 /// [`Reject`] without its data: the key of a status counter.
@@ -125,12 +141,13 @@ pub enum RejectClass {
     BadChecksum,
     UnknownVhid,
     AuthFailed,
-    OwnAdvert,
+    BadAdvbase,
+    AddressClash,
 }
 
 impl RejectClass {
     /// Every class, in display order.
-    pub const ALL: [RejectClass; 8] = [
+    pub const ALL: [RejectClass; 9] = [
         RejectClass::Malformed,
         RejectClass::BadTtl,
         RejectClass::BadVersion,
@@ -138,7 +155,8 @@ impl RejectClass {
         RejectClass::BadChecksum,
         RejectClass::UnknownVhid,
         RejectClass::AuthFailed,
-        RejectClass::OwnAdvert,
+        RejectClass::BadAdvbase,
+        RejectClass::AddressClash,
     ];
 
     /// Stable snake_case name, used as the counter name in `status` output.
@@ -151,7 +169,8 @@ impl RejectClass {
             RejectClass::BadChecksum => "bad_checksum",
             RejectClass::UnknownVhid => "unknown_vhid",
             RejectClass::AuthFailed => "auth_failed",
-            RejectClass::OwnAdvert => "own_advert",
+            RejectClass::BadAdvbase => "bad_advbase",
+            RejectClass::AddressClash => "address_clash",
         }
     }
 }
@@ -172,7 +191,8 @@ impl Reject {
             Reject::BadChecksum => RejectClass::BadChecksum,
             Reject::UnknownVhid(_) => RejectClass::UnknownVhid,
             Reject::AuthFailed { .. } => RejectClass::AuthFailed,
-            Reject::OwnAdvert => RejectClass::OwnAdvert,
+            Reject::BadAdvbase { .. } => RejectClass::BadAdvbase,
+            Reject::AddressClash { .. } => RejectClass::AddressClash,
         }
     }
 }
@@ -202,7 +222,16 @@ impl fmt::Display for Reject {
             Reject::AuthFailed { vhid, diagnosis } => {
                 write!(f, "authentication failed for vhid {vhid}: {diagnosis}")
             }
-            Reject::OwnAdvert => f.write_str("our own advert looped back"),
+            Reject::BadAdvbase { vhid } => write!(
+                f,
+                "advbase 0 for vhid {vhid}: no CARP peer may advertise that (1..=255)"
+            ),
+            Reject::AddressClash { vhid } => write!(
+                f,
+                "advert for vhid {vhid} from our own source address: another host uses \
+                 this address (or the LAN reflects our frames back); our socket does not \
+                 loop our adverts back"
+            ),
         }
     }
 }
@@ -227,11 +256,13 @@ pub struct Received {
 
 /// Classifies one datagram from the raw proto-112 socket.
 ///
-/// `own` are our own advert source addresses (multicast loops our adverts
-/// back); `key_for` returns the [`AuthKey`] of a vhid we run, `None`
-/// otherwise. Checks, in order: IPv4 header and protocol 112, TTL 255
-/// (RFC 3768 §7.1; FreeBSD `carp_input_c` drops "ttl != 255"), CARP
-/// version/type/checksum, own source, known vhid, HMAC. An HMAC failure is
+/// `own` are our own advert source addresses: since our socket does not
+/// loop multicast back, a datagram from one of them is an address clash
+/// ([`Reject::AddressClash`], `docs/interop.md`, "Address clash");
+/// `key_for` returns the [`AuthKey`] of a vhid we run, `None` otherwise.
+/// Checks, in order: IPv4 header and protocol 112, TTL 255 (RFC 3768 §7.1;
+/// FreeBSD `carp_input_c` drops "ttl != 255"), CARP version/type/checksum,
+/// own source, known vhid, HMAC, advbase not 0. An HMAC failure is
 /// diagnosed (wrong pass vs. different address list) because operators
 /// need to know which one to fix. To log the sender of a rejected
 /// datagram, call [`split_ipv4`] on it.
@@ -249,7 +280,7 @@ pub fn classify_v4<'k>(
     }
     let advert = Advert::decode(payload)?;
     if own.contains(&meta.src) {
-        return Err(Reject::OwnAdvert);
+        return Err(Reject::AddressClash { vhid: advert.vhid });
     }
     let key = key_for(advert.vhid).ok_or(Reject::UnknownVhid(advert.vhid))?;
     if !key.verify(&advert) {
@@ -258,6 +289,9 @@ pub fn classify_v4<'k>(
             vhid: advert.vhid,
             diagnosis: diagnose_auth(key.pass(), &advert, &candidates),
         });
+    }
+    if advert.advbase == 0 {
+        return Err(Reject::BadAdvbase { vhid: advert.vhid });
     }
     Ok(Received {
         src: meta.src,
@@ -437,7 +471,11 @@ mod tests {
                 },
                 Reject::BadChecksum,
             ),
-            (datagram(OWN, 255, &carp), Reject::OwnAdvert),
+            (datagram(OWN, 255, &carp), Reject::AddressClash { vhid: 7 }),
+            (
+                datagram(SRC, 255, &Advert::signed(&k, 7, 0, 0, 42).encode()),
+                Reject::BadAdvbase { vhid: 7 },
+            ),
             (
                 datagram(SRC, 255, &Advert::signed(&k, 8, 1, 0, 1).encode()),
                 Reject::UnknownVhid(8),
@@ -465,6 +503,35 @@ mod tests {
         for c in RejectClass::ALL {
             assert!(seen.contains(&c), "class {c} not covered");
         }
+    }
+
+    #[test]
+    fn advbase_zero_is_rejected_only_once_authentic() {
+        let k = key();
+        // Any advbase from 1 up is fine, 255 included (the bow-out).
+        for advbase in [1, 2, 255] {
+            let d = datagram(SRC, 255, &Advert::signed(&k, 7, advbase, 0, 9).encode());
+            assert!(classify(&d, &k).is_ok(), "advbase {advbase}");
+        }
+        // With a wrong pass the authentication failure is what counts.
+        let wrong = AuthKey::new(b"wrong", &[IpAddr::V4(VIP)]);
+        let d = datagram(SRC, 255, &Advert::signed(&wrong, 7, 0, 0, 9).encode());
+        assert_eq!(
+            classify(&d, &k).map_err(|e| e.class()),
+            Err(RejectClass::AuthFailed)
+        );
+    }
+
+    #[test]
+    fn our_source_address_from_the_wire_is_a_clash_even_for_other_vhids() {
+        let k = key();
+        let d = datagram(OWN, 255, &Advert::signed(&k, 8, 1, 0, 1).encode());
+        let e = classify(&d, &k).unwrap_err();
+        assert_eq!(e, Reject::AddressClash { vhid: 8 });
+        assert!(
+            e.to_string().contains("another host uses this address"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -510,7 +577,8 @@ mod tests {
                 "bad_checksum",
                 "unknown_vhid",
                 "auth_failed",
-                "own_advert"
+                "bad_advbase",
+                "address_clash"
             ]
         );
     }
@@ -571,6 +639,7 @@ mod tests {
                     let mut adv = Advert::signed(&k, 7, 1, 0, rng.next());
                     adv.vhid = [7, 7, 7, rng.next() as u8][rng.below(4)];
                     adv.advskew = rng.next() as u8;
+                    adv.advbase = [1, 1, 0, rng.next() as u8][rng.below(4)];
                     if rng.below(2) == 0 {
                         adv.hmac[rng.below(20)] ^= 1 << rng.below(8);
                     }

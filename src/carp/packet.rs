@@ -1,9 +1,8 @@
 //! The CARP v2 advertisement: encode, decode and HMAC-SHA1 authentication.
 //!
 //! The wire layout is that of FreeBSD/OpenBSD `sys/netinet/ip_carp.h`
-//! (`struct carp_header`), which ucarp copies; DESIGN §4 lists the facts and
-//! the check vectors tested below. Nothing here panics on input from the
-//! network.
+//! (`struct carp_header`), which ucarp copies; the check vectors are tested
+//! below. Nothing here panics on input from the network.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -181,7 +180,8 @@ impl Advert {
     }
 
     /// A master leaving gracefully announces advbase 255 / advskew 255 so
-    /// that every backup takes over at once (DESIGN §3, "Graceful stop").
+    /// that every backup takes over at once (`docs/interop.md`, section 4,
+    /// "Bow-out").
     pub fn is_bow_out(&self) -> bool {
         self.advbase == BOW_OUT && self.advskew == BOW_OUT
     }
@@ -266,7 +266,7 @@ impl AuthKey {
     }
 
     /// HMAC-SHA1 over `0x02 0x01 vhid ‖ IPv4 addrs ‖ IPv6 addrs ‖ counter`
-    /// (DESIGN §4; FreeBSD `carp_hmac_prepare` + `carp_hmac_generate`).
+    /// (FreeBSD `carp_hmac_prepare` + `carp_hmac_generate`).
     pub fn hmac(&self, vhid: u8, counter: u64) -> [u8; 20] {
         self.mac(vhid, counter).finalize().into_bytes().into()
     }

@@ -64,6 +64,23 @@ pub struct GroupStatus {
     pub auth: Option<AuthStatus>,
     /// State changes in the last 5 minutes, not counting the start.
     pub flaps_recent: u32,
+    /// Peers that advertised exactly our advbase and advskew (an exact tie:
+    /// the addresses decide, see docs/interop.md); empty if none.
+    #[serde(default)]
+    pub ties: Vec<TieStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TieStatus {
+    /// The tying peer's advert source address.
+    pub peer: String,
+    /// What it advertised (our configured values).
+    pub advbase: u8,
+    pub advskew: u8,
+    /// Tying adverts received from it since the daemon started.
+    pub adverts: u64,
+    /// Seconds since the last one.
+    pub last_age_secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,7 +123,9 @@ pub struct Counters {
     pub ips_lost: u64,
     /// Rejected datagrams by class (`malformed`, `bad_ttl`, `bad_version`,
     /// `bad_type`, `bad_checksum`, `unknown_vhid`, `auth_failed`,
-    /// `own_advert`); a group counts the ones that name its vhid.
+    /// `bad_advbase`: an authentic advert with advbase 0, `address_clash`:
+    /// an advert from our own source address, so another host uses it); a
+    /// group counts the ones that name its vhid.
     pub rejected: BTreeMap<String, u64>,
 }
 

@@ -11,7 +11,7 @@ use crate::carp::packet::AuthDiagnosis;
 use crate::config::IpNet;
 use crate::control::schema::{
     secs, AuthStatus, Counters, DaemonInfo, GroupStatus, InterfaceStatus, IpEvent, IpStatus,
-    MasterStatus, Status,
+    MasterStatus, Status, TieStatus,
 };
 use crate::control::VERSION;
 use crate::ipmgr::{GroupIpStatus, IpState};
@@ -23,6 +23,24 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Transitions within this window count as flapping (`flaps_recent`).
 pub(crate) const FLAP_WINDOW: Duration = Duration::from_secs(300);
+/// At most one "exact tie" warning per peer in this period.
+pub(crate) const TIE_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Tying peers remembered per group; further ones are neither counted nor
+/// logged.
+pub(crate) const MAX_TIE_PEERS: usize = 16;
+
+/// A peer that advertised exactly our advbase and advskew (an exact tie,
+/// `docs/interop.md`): counted per group and shown by `ipfail status`.
+#[derive(Clone, Debug)]
+pub struct TieSeen {
+    pub advbase: u8,
+    pub advskew: u8,
+    /// Tying adverts received from this peer.
+    pub count: u64,
+    pub last: Instant,
+    /// When the last warning about it was logged.
+    pub logged: Option<Instant>,
+}
 
 pub(crate) struct Snapshot {
     pub pid: u32,
@@ -61,6 +79,7 @@ pub(crate) struct GroupSnap {
     rejected: BTreeMap<&'static str, u64>,
     auth: Option<AuthFailure>,
     transitions_at: Vec<Instant>,
+    ties: Vec<(IpAddr, TieSeen)>,
 }
 
 struct MasterSnap {
@@ -245,6 +264,17 @@ impl GroupSnap {
                 last_failure_age_secs: secs(now.saturating_duration_since(a.at)),
             }),
             flaps_recent: u32::try_from(recent).unwrap_or(u32::MAX),
+            ties: self
+                .ties
+                .iter()
+                .map(|(peer, t)| TieStatus {
+                    peer: peer.to_string(),
+                    advbase: t.advbase,
+                    advskew: t.advskew,
+                    adverts: t.count,
+                    last_age_secs: secs(now.saturating_duration_since(t.last)),
+                })
+                .collect(),
         }
     }
 }
@@ -301,6 +331,7 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
         rejected: g.stats.rejected.clone(),
         auth: g.auth.clone(),
         transitions_at: g.transitions_at.iter().copied().collect(),
+        ties: g.stats.ties.iter().map(|(p, t)| (*p, t.clone())).collect(),
     }
 }
 

@@ -3,8 +3,9 @@
 //! - CRITICAL: the daemon is down; a group has no master anywhere (this host
 //!   is INIT, or BACKUP without an advert for longer than its master-down
 //!   interval); an IP is in conflict or failed;
-//! - WARNING: an advert failed authentication, or a group changed state 3 or
-//!   more times, in the last 5 minutes;
+//! - WARNING: an advert failed authentication, a peer tied with us exactly
+//!   (same advbase and advskew), or a group changed state 3 or more times,
+//!   in the last 5 minutes;
 //! - UNKNOWN: the configuration cannot be read, or the daemon cannot be asked;
 //! - OK otherwise.
 
@@ -117,6 +118,15 @@ fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
             format!(
                 "{name}: {n} adverts failed authentication, last from {}: {}",
                 a.last_failure_from, a.last_failure
+            ),
+        ));
+    }
+    for t in g.ties.iter().filter(|t| t.last_age_secs < RECENT_SECS) {
+        out.push((
+            Level::Warning,
+            format!(
+                "{name}: exact tie with {} (both advbase {} advskew {}): give the hosts different advskew",
+                t.peer, t.advbase, t.advskew
             ),
         ));
     }
@@ -247,6 +257,27 @@ mod tests {
         s.groups[1].flaps_recent = 3;
         assert_eq!(evaluate(&s).0, Level::Warning);
         s.groups[1].flaps_recent = 2;
+        assert_eq!(evaluate(&s).0, Level::Ok);
+    }
+
+    #[test]
+    fn a_recent_exact_tie_warns_an_old_one_does_not() {
+        let mut s = status();
+        s.groups[0].ties = vec![crate::control::schema::TieStatus {
+            peer: "192.0.3.1".into(),
+            advbase: 1,
+            advskew: 100,
+            adverts: 4,
+            last_age_secs: 2.0,
+        }];
+        let (level, line) = evaluate(&s);
+        assert_eq!((level, level.code()), (Level::Warning, 1));
+        assert_eq!(
+            line,
+            "IPFAIL WARNING - web: exact tie with 192.0.3.1 (both advbase 1 advskew 100): \
+             give the hosts different advskew"
+        );
+        s.groups[0].ties[0].last_age_secs = 301.0;
         assert_eq!(evaluate(&s).0, Level::Ok);
     }
 

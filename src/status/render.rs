@@ -168,6 +168,17 @@ fn details(out: &mut String, g: &GroupStatus) {
     if !rejected.is_empty() {
         push_wrapped(out, "  rejected: ", &rejected);
     }
+    for t in &g.ties {
+        push_wrapped(
+            out,
+            "  TIE: ",
+            &[format!(
+                "{} advertises {}/{} like this host ({} adverts, last {:.1} s ago): the address \
+                 decides (docs/interop.md); give the hosts different advskew",
+                t.peer, t.advbase, t.advskew, t.adverts, t.last_age_secs
+            )],
+        );
+    }
     if let Some(a) = &g.auth {
         push_wrapped(
             out,
@@ -301,6 +312,7 @@ pub(crate) mod tests {
             },
             auth: None,
             flaps_recent: 0,
+            ties: Vec::new(),
         };
         Status {
             v: 1,
@@ -372,6 +384,13 @@ web      10  BACKUP  12m34s  1/100  yes      0/2
             last_failure_age_secs: 1.34,
         });
         s.interfaces[0].rejected.insert("unknown_vhid".into(), 7);
+        s.groups[0].ties = vec![TieStatus {
+            peer: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into(),
+            advbase: 255,
+            advskew: 254,
+            adverts: u64::MAX,
+            last_age_secs: 1e12,
+        }];
         let text = render(&s);
         for line in text.lines() {
             assert!(
@@ -394,6 +413,28 @@ web      10  BACKUP  12m34s  1/100  yes      0/2
             text.contains("interface eth0 (adverts from 192.0.2.2) rejected: unknown_vhid 7"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_exact_tie_is_shown_with_the_peer() {
+        let mut s = sample();
+        s.groups[0].ties = vec![TieStatus {
+            peer: "192.0.3.1".into(),
+            advbase: 1,
+            advskew: 100,
+            adverts: 12,
+            last_age_secs: 0.42,
+        }];
+        let text = render(&s);
+        assert!(
+            text.contains(
+                "  TIE: 192.0.3.1 advertises 1/100 like this host (12 adverts, last 0.4 s ago): \
+                 the address decides\n      (docs/interop.md)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("give the hosts different advskew"), "{text}");
+        assert!(!render(&sample()).contains("TIE"));
     }
 
     #[test]
