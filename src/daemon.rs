@@ -1,7 +1,7 @@
 //! `ipfail daemon`: the one event loop around the per-group state machines.
 //!
 //! Inputs: CARP datagrams (one raw socket per CARP interface, read by a small
-//! task each), the machines' deadlines, link carrier (polled), commands from
+//! task each), the machines' deadlines, link carrier (kernel link events), commands from
 //! the control socket (demote, promote, reload), SIGTERM/SIGINT.
 //! Outputs: adverts on the wire, wishes to each group's IP task (`ipmgr`)
 //! and a snapshot of the state for `ipfail status`. The loop itself never
@@ -15,19 +15,19 @@
 
 mod apply;
 mod commands;
+pub mod driver;
 pub(crate) mod snapshot;
 
-use crate::carp::fsm::{Action, Fsm, PeerAdvert, Reason, State};
 use crate::carp::ipv4::{classify_v4, split_ipv4, Reject};
-use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
 use crate::config::{Config, Group};
 use crate::control::server as control_server;
 use crate::ipmgr::{Desired, GroupIpStatus, IpPlan};
 use crate::sys::linux::{
     missing_capabilities, CarpSocket, LinkInfo, NetEvent, NetEvents, Netlink, SysError,
 };
+use driver::{Event, GroupDriver};
 use snapshot::Snapshot;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -37,20 +37,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-/// Pause before probing after preempting a live master (see `execute`).
-const PREEMPT_SETTLE: Duration = Duration::from_millis(50);
 /// How long a stop waits for the IP tasks to remove their addresses.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// At most one log line per (interface, reject class) in this period.
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
-/// How long an advert that follows a release (demotion) waits for the IPs
-/// to be gone before it is sent anyway.
-const RELEASE_WAIT: Duration = Duration::from_secs(1);
 /// Counters reach the status snapshot at least this often; state changes
 /// and commands publish at once.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-/// Transition times kept per group for `flaps_recent`.
-const FLAP_MEMORY: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -70,19 +63,10 @@ pub enum DaemonError {
     State(#[from] crate::state::StateError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{0}")]
+    Fatal(String),
     #[error("refusing to start, nothing touched: {0}")]
     Host(#[from] crate::config::host::HostRefusal),
-}
-
-/// Counters of one group, shown in logs and by `ipfail status`.
-#[derive(Clone, Debug, Default)]
-pub struct GroupStats {
-    pub adverts_sent: u64,
-    pub adverts_received: u64,
-    pub transitions: u64,
-    pub rejected: BTreeMap<&'static str, u64>,
-    /// Peers that advertised exactly our advbase/advskew (see `on_datagram`).
-    pub ties: BTreeMap<IpAddr, snapshot::TieSeen>,
 }
 
 /// One CARP interface: its socket and the groups advertising on it.
@@ -107,40 +91,29 @@ impl Drop for Iface {
     }
 }
 
-/// The last advert for a group that failed authentication.
-#[derive(Clone, Debug)]
-struct AuthFailure {
-    diagnosis: AuthDiagnosis,
-    from: Option<Ipv4Addr>,
-    at: Instant,
-}
-
 struct GroupRt {
     /// The group's section as applied; a reload compares against it.
     cfg: Group,
-    vhid: u8,
-    fsm: Fsm,
-    key: AuthKey,
+    /// Stable id: the IP task's release reports name it.
+    id: u64,
+    /// The election, without I/O.
+    driver: GroupDriver,
     /// Key of `Daemon::ifaces`.
     iface: u64,
     /// Interfaces whose carrier the group needs: the CARP one and the IP one.
     links: Vec<String>,
-    link_ok: bool,
-    /// The election was started once; later starts are link-ups.
-    started: bool,
-    /// Start as master: our own leased IPs were on the NIC at start.
-    adopt: bool,
-    counter: u64,
     desired: watch::Sender<Desired>,
     plan: watch::Sender<IpPlan>,
-    /// Epoch of the last release the IP task finished.
-    released: watch::Receiver<u64>,
     task: Option<JoinHandle<()>>,
-    stats: GroupStats,
+    /// Forwards the IP task's release reports to the loop.
+    forward: JoinHandle<()>,
     ip_status: Arc<Mutex<GroupIpStatus>>,
-    last_sent: Option<Instant>,
-    transitions_at: VecDeque<Instant>,
-    auth: Option<AuthFailure>,
+}
+
+impl Drop for GroupRt {
+    fn drop(&mut self) {
+        self.forward.abort();
+    }
 }
 
 /// Everything the loop owns.
@@ -159,6 +132,8 @@ struct Daemon {
     /// Groups with a vhid, in file order.
     groups: Vec<GroupRt>,
     next_id: u64,
+    /// The IP tasks' reports "release of epoch E done", by group id.
+    released_tx: mpsc::UnboundedSender<(u64, u64)>,
     /// For the readers of interfaces a reload adds. Weak, so that the loop
     /// still sees the channel close when every reader has stopped.
     rx_tx: mpsc::WeakSender<(u64, Vec<u8>)>,
@@ -228,7 +203,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         started,
     )));
     let (rx_tx, mut rx) = mpsc::channel::<(u64, Vec<u8>)>(1024);
+    let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(u64, u64)>();
     let mut d = Daemon {
+        released_tx,
         netlink,
         events,
         carrier: BTreeMap::new(),
@@ -279,15 +256,19 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     let mut cmd_open = true;
     info!(groups = d.groups.len(), control_socket = %d.socket.display(), "ipfail daemon started");
 
-    let stop_signal = loop {
-        let next = d.groups.iter().filter_map(|g| g.fsm.next_deadline()).min();
+    let stop = loop {
+        let next = d
+            .groups
+            .iter()
+            .filter_map(|g| g.driver.next_deadline())
+            .min();
         let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some((i, datagram)) => d.on_datagram(i, &datagram).await,
                 None => {
                     error!("every CARP socket reader stopped; exiting");
-                    break "socket failure";
+                    break Err("every CARP socket reader stopped");
                 }
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_to)) => {
@@ -307,11 +288,12 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
                     });
                 }
                 Some(NetEvent::Addr { .. }) => {}
-                None => {
+                Some(NetEvent::Closed) | None => {
                     error!("the kernel's link events stopped; exiting so that a supervisor restarts us");
-                    break "link events lost";
+                    break Err("the kernel's link events stopped");
                 }
             },
+            Some((id, epoch)) = released_rx.recv() => d.on_released(id, epoch).await,
             Some(links) = resync_rx.recv() => {
                 d.links_read(links);
                 d.apply_links().await;
@@ -323,18 +305,24 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
                     cmd_open = false;
                 }
             },
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break Ok("SIGTERM"),
+            _ = sigint.recv() => break Ok("SIGINT"),
         }
         d.publish(false);
     };
 
-    info!("{stop_signal}: stopping; masters bow out and every group's IPs are removed");
+    let why = match stop {
+        Ok(signal) => signal,
+        Err(why) => why,
+    };
+    info!("{why}: stopping; masters bow out and every group's IPs are removed");
     // No more clients: the socket file goes now, so `ipfail status` says
     // the daemon is not running rather than hanging.
     control.stop();
-    d.stop().await;
-    Ok(())
+    d.stop(&mut released_rx).await;
+    // A failure exits non-zero, so a supervisor restarts us.
+    stop.map(|_| ())
+        .map_err(|why| DaemonError::Fatal(why.to_string()))
 }
 
 async fn first_ipv4(netlink: &Netlink, ifindex: u32) -> Result<Option<Ipv4Addr>, SysError> {
@@ -399,8 +387,8 @@ impl Daemon {
                 members
                     .iter()
                     .filter_map(|&gi| groups_ref.get(gi))
-                    .find(|g| g.vhid == vhid)
-                    .map(|g| &g.key)
+                    .find(|g| g.driver.vhid() == vhid)
+                    .map(|g| g.driver.key())
             })
         };
         let now = Instant::now();
@@ -409,7 +397,7 @@ impl Daemon {
                 .groups
                 .iter()
                 .copied()
-                .find(|&gi| groups.get(gi).is_some_and(|g| g.vhid == vhid))
+                .find(|&gi| groups.get(gi).is_some_and(|g| g.driver.vhid() == vhid))
         };
         match result {
             Ok(rx) => {
@@ -417,68 +405,29 @@ impl Daemon {
                 else {
                     return;
                 };
-                g.stats.adverts_received += 1;
                 debug!(group = %g.cfg.name, src = %rx.src, advbase = rx.advert.advbase, advskew = rx.advert.advskew, "advert");
-                let out = g.fsm.handle_advert(
+                g.driver.handle_advert(
                     now,
-                    PeerAdvert {
-                        src: IpAddr::V4(rx.src),
-                        advbase: rx.advert.advbase,
-                        advskew: rx.advert.advskew,
-                    },
+                    IpAddr::V4(rx.src),
+                    rx.advert.advbase,
+                    rx.advert.advskew,
                 );
-                // An exact tie: warn, at most once per peer per TIE_LOG_EVERY.
-                // Only so many peers are remembered (authentic adverts need
-                // the pass, but their source addresses are free).
-                let room = |g: &GroupRt, peer| {
-                    g.stats.ties.len() < snapshot::MAX_TIE_PEERS || g.stats.ties.contains_key(&peer)
-                };
-                if let Some(tie) = g.fsm.last_tie().filter(|t| t.at == now && room(g, t.peer)) {
-                    let seen = g.stats.ties.entry(tie.peer).or_insert(snapshot::TieSeen {
-                        advbase: rx.advert.advbase,
-                        advskew: rx.advert.advskew,
-                        count: 0,
-                        last: now,
-                        logged: None,
-                    });
-                    seen.count += 1;
-                    seen.last = now;
-                    let due = seen.logged.is_none_or(|t| {
-                        now.saturating_duration_since(t) >= snapshot::TIE_LOG_EVERY
-                    });
-                    if due {
-                        seen.logged = Some(now);
-                        warn!(group = %g.cfg.name, dev = %iface.name, peer = %tie.peer, advbase = rx.advert.advbase, advskew = rx.advert.advskew,
-                            "exact tie: {} advertises the same advbase and advskew as we do; the smaller address read little-endian wins (UCarp's rule, docs/interop.md); give the hosts different advskew (logged at most every {} s per peer)",
-                            tie.peer, snapshot::TIE_LOG_EVERY.as_secs());
-                    }
-                }
-                if execute(&self.ifaces, g, out).await {
+                if flush(&self.ifaces, g).await {
                     self.urgent = true;
                 }
             }
             Err(reject) => {
                 let class = reject.class();
                 // Auth failures belong to the group with that vhid; the rest to the NIC.
+                let from = split_ipv4(datagram).ok().map(|(meta, _)| meta.src);
                 let owner = match &reject {
-                    Reject::AuthFailed { vhid, diagnosis } => {
-                        let gi = owner_of(*vhid, groups);
-                        if let Some(g) = gi.and_then(|gi| groups.get_mut(gi)) {
-                            g.auth = Some(AuthFailure {
-                                diagnosis: diagnosis.clone(),
-                                from: split_ipv4(datagram).ok().map(|(meta, _)| meta.src),
-                                at: now,
-                            });
-                        }
-                        gi
-                    }
-                    Reject::AddressClash { vhid } | Reject::BadAdvbase { vhid } => {
-                        owner_of(*vhid, groups)
-                    }
+                    Reject::AuthFailed { vhid, .. }
+                    | Reject::AddressClash { vhid }
+                    | Reject::BadAdvbase { vhid } => owner_of(*vhid, groups),
                     _ => None,
                 };
                 match owner.and_then(|gi| groups.get_mut(gi)) {
-                    Some(g) => *g.stats.rejected.entry(class.name()).or_default() += 1,
+                    Some(g) => g.driver.handle_reject(now, &reject, from),
                     None => *iface.rejected.entry(class.name()).or_default() += 1,
                 }
                 let due = iface
@@ -490,8 +439,7 @@ impl Daemon {
                     let group = owner
                         .and_then(|gi| groups.get(gi))
                         .map_or("-", |g| g.cfg.name.as_str());
-                    let from = split_ipv4(datagram)
-                        .map_or_else(|_| "?".to_string(), |(meta, _)| meta.src.to_string());
+                    let from = from.map_or_else(|| "?".to_string(), |f| f.to_string());
                     warn!(dev = %iface.name, group, class = class.name(), %from, "rejected CARP datagram: {reject} (logged at most every {}s per class)", REJECT_LOG_EVERY.as_secs());
                 }
             }
@@ -501,14 +449,22 @@ impl Daemon {
     async fn on_timeouts(&mut self) {
         let now = Instant::now();
         for g in self.groups.iter_mut() {
-            let out = g.fsm.handle_timeout(now);
-            if out.is_empty() {
+            if g.driver.next_deadline().is_none_or(|d| d > now) {
                 continue;
             }
+            g.driver.handle_timeout(now);
             self.dirty = true;
-            if execute(&self.ifaces, g, out).await {
+            if flush(&self.ifaces, g).await {
                 self.urgent = true;
             }
+        }
+    }
+
+    /// The IP task of group `id` finished releasing mastership `epoch`.
+    async fn on_released(&mut self, id: u64, epoch: u64) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.id == id) {
+            g.driver.handle_released(epoch);
+            flush(&self.ifaces, g).await;
         }
     }
 
@@ -543,75 +499,63 @@ impl Daemon {
     }
 
     /// Starts, stops or restarts each group's election as its links'
-    /// carrier says.
+    /// carrier says (the driver ignores what did not change).
     async fn apply_links(&mut self) {
-        let carrier = &self.carrier;
         let now = Instant::now();
         for g in self.groups.iter_mut() {
             let ok = g
                 .links
                 .iter()
-                .all(|n| carrier.get(n).copied().unwrap_or(false));
-            if ok == g.link_ok {
-                continue;
-            }
-            g.link_ok = ok;
-            let out = if ok {
-                info!(group = %g.cfg.name, links = ?g.links, "link up");
-                if g.started {
-                    g.fsm.link_up(now)
-                } else if g.adopt {
-                    g.started = true;
-                    info!(group = %g.cfg.name, "our own leased IPs are on the NIC: resuming as master (a better master's advert sends us back to backup)");
-                    g.fsm.resume(now)
-                } else {
-                    g.started = true;
-                    g.fsm.start(now)
-                }
-            } else {
-                warn!(group = %g.cfg.name, links = ?g.links, "link down (no carrier or interface down)");
-                g.fsm.link_down(now)
-            };
+                .all(|n| self.carrier.get(n).copied().unwrap_or(false));
+            g.driver.handle_link(now, ok);
             self.dirty = true;
-            if execute(&self.ifaces, g, out).await {
+            if flush(&self.ifaces, g).await {
                 self.urgent = true;
             }
         }
     }
 
-    /// Graceful stop: every group's IPs go, then masters bow out.
-    async fn stop(&mut self) {
-        // Remove the IPs first and bow out after: a peer that takes over on the
-        // bow-out must find them silent, or it would see a conflict and wait.
+    /// Graceful stop: every group's IPs go, then masters bow out (the
+    /// driver holds the bow-out until the IP task reports the IPs gone: a
+    /// peer that takes over on it must find them silent).
+    async fn stop(&mut self, released: &mut mpsc::UnboundedReceiver<(u64, u64)>) {
         let now = Instant::now();
-        let mut bow_outs = Vec::new();
         for g in self.groups.iter_mut() {
-            let (adverts, rest): (Vec<Action>, Vec<Action>) = g
-                .fsm
-                .shutdown(now)
-                .into_iter()
-                .partition(|a| matches!(a, Action::SendAdvert { .. }));
-            execute(&self.ifaces, g, rest).await;
-            g.desired.send_modify(|d| d.stop = true);
-            bow_outs.push(adverts);
+            g.driver.shutdown(now);
+            flush(&self.ifaces, g).await;
         }
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
-        for (g, adverts) in self.groups.iter_mut().zip(bow_outs) {
+        while self.groups.iter().any(|g| g.driver.is_holding()) {
+            let next = self
+                .groups
+                .iter()
+                .filter_map(|g| g.driver.next_deadline())
+                .min()
+                .map_or(deadline, tokio::time::Instant::from_std);
+            tokio::select! {
+                Some((id, epoch)) = released.recv() => self.on_released(id, epoch).await,
+                _ = tokio::time::sleep_until(next.min(deadline)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    self.on_timeouts().await;
+                }
+            }
+        }
+        for g in self.groups.iter_mut() {
             if let Some(task) = g.task.take() {
                 if tokio::time::timeout_at(deadline, task).await.is_err() {
                     error!(group = %g.cfg.name, "IP removal did not finish in time; check the interface by hand");
                 }
             }
-            execute(&self.ifaces, g, adverts).await;
-        }
-        for g in &self.groups {
             let (garps, conflicts) = g
                 .ip_status
                 .lock()
                 .map_or((0, 0), |s| (s.garps_sent, s.conflicts));
+            let st = g.driver.stats();
             info!(
-                group = %g.cfg.name, sent = g.stats.adverts_sent, received = g.stats.adverts_received,
-                transitions = g.stats.transitions, garps, conflicts, "stopped"
+                group = %g.cfg.name, sent = st.adverts_sent, received = st.adverts_received,
+                transitions = st.transitions, garps, conflicts, "stopped"
             );
         }
         // Dropping the interfaces stops their readers.
@@ -632,91 +576,48 @@ impl Daemon {
     }
 }
 
-/// Carries out a machine's actions; returns whether the state changed.
-async fn execute(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt, actions: Vec<Action>) -> bool {
+/// Carries out what a group's driver decided: logs its events, sends its
+/// adverts, hands its wish to the IP task. Returns whether the state
+/// changed.
+async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
     let mut transitioned = false;
-    // An advert that follows a release in the same batch (a demotion) goes
-    // out only once the IPs are gone: peers take over on it and must find
-    // the IPs silent, as after a graceful stop.
-    let mut released: Option<u64> = None;
-    // Taking over from a live master (preemption): it drops the IPs on our
-    // first advert, within milliseconds; probing a moment later avoids a
-    // needless conflict report on every failback.
-    let mut settle = Duration::ZERO;
-    for action in actions {
-        match action {
-            Action::Transition { from, to, reason } => {
+    let name = &g.cfg.name;
+    let vhid = g.driver.vhid();
+    while let Some(event) = g.driver.poll_event() {
+        match event {
+            Event::Transition { from, to, reason } => {
                 transitioned = true;
-                if to == State::Master && matches!(reason, Reason::Preempt { .. }) {
-                    settle = PREEMPT_SETTLE;
-                }
-                g.stats.transitions += 1;
-                // Starting up is not flapping.
-                if reason != Reason::Startup {
-                    if g.transitions_at.len() >= FLAP_MEMORY {
-                        g.transitions_at.pop_front();
-                    }
-                    g.transitions_at.push_back(Instant::now());
-                }
-                info!(group = %g.cfg.name, vhid = g.vhid, "{from} -> {to}: {reason}");
+                info!(group = %name, vhid, "{from} -> {to}: {reason}");
             }
-            Action::SendAdvert { advbase, advskew } => {
-                g.counter = g.counter.wrapping_add(1);
-                let advert = Advert::signed(&g.key, g.vhid, advbase, advskew, g.counter).encode();
-                let Some(iface) = ifaces.get(&g.iface) else {
-                    continue;
-                };
-                g.last_sent = Some(Instant::now());
-                match released {
-                    Some(epoch) => {
-                        g.stats.adverts_sent += 1;
-                        tokio::spawn(send_after_release(
-                            iface.sock.clone(),
-                            advert,
-                            g.released.clone(),
-                            epoch,
-                            g.cfg.name.clone(),
-                        ));
-                    }
-                    None => match iface.sock.send(&advert).await {
-                        Ok(()) => g.stats.adverts_sent += 1,
-                        Err(e) => {
-                            warn!(group = %g.cfg.name, dev = %iface.name, "sending advert: {e}")
-                        }
-                    },
-                }
+            Event::Link { up: true } => info!(group = %name, links = ?g.links, "link up"),
+            Event::Link { up: false } => {
+                warn!(group = %name, links = ?g.links, "link down (no carrier or interface down)")
             }
-            Action::Acquire => g.desired.send_modify(|d| {
-                d.master = true;
-                d.epoch += 1;
-                d.settle = settle;
-            }),
-            Action::Release => {
-                g.desired.send_modify(|d| d.master = false);
-                released = Some(g.desired.borrow().epoch);
-            }
-            Action::Reannounce => g.desired.send_modify(|d| d.announce += 1),
+            Event::Resuming => info!(group = %name,
+                "our own leased IPs are on the NIC: resuming as master (a better master's advert sends us back to backup)"),
+            Event::Tie {
+                peer,
+                advbase,
+                advskew,
+            } => warn!(group = %name, %peer, advbase, advskew,
+                "exact tie: {peer} advertises the same advbase and advskew as we do; the smaller address read little-endian wins (UCarp's rule, docs/interop.md); give the hosts different advskew (logged at most every {} s per peer)",
+                driver::TIE_LOG_EVERY.as_secs()),
+            Event::ReleaseLate => warn!(group = %name,
+                "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
         }
     }
+    if let Some(iface) = ifaces.get(&g.iface) {
+        while let Some(advert) = g.driver.poll_transmit() {
+            if let Err(e) = iface.sock.send(&advert).await {
+                warn!(group = %name, dev = %iface.name, "sending advert: {e}");
+            }
+        }
+    }
+    let wish = g.driver.wish();
+    g.desired.send_if_modified(|d| {
+        let changed = *d != wish;
+        *d = wish;
+        changed
+    });
     transitioned
-}
-
-/// Sends `advert` once the IP task reports the release of mastership
-/// `epoch` done (or after [`RELEASE_WAIT`]).
-async fn send_after_release(
-    sock: Arc<CarpSocket>,
-    advert: [u8; CARP_LEN],
-    mut released: watch::Receiver<u64>,
-    epoch: u64,
-    group: String,
-) {
-    let waited = tokio::time::timeout(RELEASE_WAIT, released.wait_for(|&e| e >= epoch))
-        .await
-        .map(|r| r.is_ok());
-    if waited.is_err() {
-        warn!(group = %group, "IPs not removed within {RELEASE_WAIT:?}; sending the advert anyway");
-    }
-    if let Err(e) = sock.send(&advert).await {
-        warn!(group = %group, "sending advert: {e}");
-    }
 }

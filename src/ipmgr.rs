@@ -34,6 +34,10 @@ pub use crate::ipplan::IpState;
 /// What the election wants from this group's addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
+    /// The election has seen the group's links once. Until then the task
+    /// only reads the interface: its first wish decides between the
+    /// start-up reconcile and resuming on our own leased IPs.
+    pub started: bool,
     pub master: bool,
     /// Bumped on every new mastership, so a stale probe result is recognised.
     pub epoch: u64,
@@ -136,15 +140,17 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: Task
     loop {
         let want = *desired.borrow_and_update();
         let now = Instant::now().into_std();
-        t.planner.want(
-            now,
-            Wish {
-                master: want.master,
-                epoch: want.epoch,
-                settle: want.settle,
-                stop: want.stop,
-            },
-        );
+        if want.started || want.stop {
+            t.planner.want(
+                now,
+                Wish {
+                    master: want.master,
+                    epoch: want.epoch,
+                    settle: want.settle,
+                    stop: want.stop,
+                },
+            );
+        }
         if want.announce != announce_seen {
             announce_seen = want.announce;
             t.planner.reannounce();
@@ -179,8 +185,8 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: Task
                     t.planner.addr_event(added, seen(&info), by);
                 }
                 Some(NetEvent::Overrun) => t.planner.resync(),
-                Some(_) => {}
-                None => {
+                Some(NetEvent::Link(_) | NetEvent::LinkGone { .. } | NetEvent::Addr { .. }) => {}
+                Some(NetEvent::Closed) | None => {
                     error!(group = %t.g.group, "address events stopped: a removed IP is noticed only at the next lease refresh");
                     events_open = false;
                 }

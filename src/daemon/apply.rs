@@ -16,16 +16,16 @@
 //! anything changes, so a failed reload leaves the daemon as it was.
 
 use super::{
-    execute, initial_counter, read_adverts, AuthFailure, Daemon, DaemonError, GroupRt, GroupStats,
-    Iface, STOP_GRACE,
+    flush, initial_counter, read_adverts, Daemon, DaemonError, GroupDriver, GroupRt, Iface,
+    STOP_GRACE,
 };
-use crate::carp::fsm::{Action, Fsm, FsmConfig};
-use crate::carp::packet::{Advert, AuthKey};
+use crate::carp::fsm::{Fsm, FsmConfig};
+use crate::carp::packet::AuthKey;
 use crate::config::{Carp, Config, Global, Group};
 use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpPlan, IpTiming, TaskLinks};
 use crate::ipplan::Lease;
 use crate::sys::linux::{ArpSocket, CarpSocket, LinkInfo};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -288,9 +288,9 @@ impl Daemon {
                         IfaceRef::Existing(id) => id,
                         IfaceRef::New(i) => new_ids.get(i).copied().unwrap_or(u64::MAX),
                     };
-                    let mut g = self.start_group(group, carp, ip_link, arp, iface, timing, now);
-                    g.adopt = adopt;
-                    groups.push(g);
+                    groups.push(
+                        self.start_group(group, carp, ip_link, arp, iface, timing, now, adopt),
+                    );
                 }
             }
         }
@@ -359,9 +359,7 @@ impl Daemon {
         }
         if let (Some(a), Some(b)) = (&g.cfg.carp, &new.carp) {
             if a.pass != b.pass || a.hmac_addrs != b.hmac_addrs {
-                g.key = AuthKey::new(&b.pass, &b.hmac_addrs);
-                // Failures judged with the old key no longer say anything.
-                g.auth = None::<AuthFailure>;
+                g.driver.set_key(AuthKey::new(&b.pass, &b.hmac_addrs));
                 let changed = if a.pass != b.pass {
                     "new pass"
                 } else {
@@ -387,7 +385,12 @@ impl Daemon {
         let line = if what.is_empty() {
             format!("{}: unchanged", new.name)
         } else {
-            format!("{}: {}; still {}", new.name, what.join(", "), g.fsm.state())
+            format!(
+                "{}: {}; still {}",
+                new.name,
+                what.join(", "),
+                g.driver.fsm().state()
+            )
         };
         g.cfg = new;
         line
@@ -405,6 +408,7 @@ impl Daemon {
         iface: u64,
         timing: IpTiming,
         now: Instant,
+        adopt: bool,
     ) -> GroupRt {
         let ip_status = Arc::new(Mutex::new(GroupIpStatus::default()));
         let (desired, desired_rx) = watch::channel(Desired::default());
@@ -413,7 +417,19 @@ impl Daemon {
             timing,
         };
         let (plan_tx, plan_rx) = watch::channel(plan);
-        let (released_tx, released_rx) = watch::channel(0u64);
+        let (released_tx, mut released_rx) = watch::channel(0u64);
+        self.next_id += 1;
+        let id = self.next_id;
+        // The IP task's release reports reach the loop by group id.
+        let to_loop = self.released_tx.clone();
+        let forward = tokio::spawn(async move {
+            while released_rx.changed().await.is_ok() {
+                let epoch = *released_rx.borrow_and_update();
+                if to_loop.send((id, epoch)).is_err() {
+                    return;
+                }
+            }
+        });
         let task = tokio::spawn(ipmgr::run(
             GroupIps {
                 group: g.name.clone(),
@@ -463,26 +479,21 @@ impl Daemon {
             preempt = carp.preempt, dev = %carp.carp_interface, source = %source,
             ips = g.ips.len(), "group configured"
         );
-        self.next_id += 1;
         GroupRt {
-            vhid: carp.vhid,
-            fsm,
-            key: AuthKey::new(&carp.pass, &carp.hmac_addrs),
+            id,
+            driver: GroupDriver::new(
+                fsm,
+                AuthKey::new(&carp.pass, &carp.hmac_addrs),
+                initial_counter(id as usize),
+                adopt,
+            ),
             iface,
             links,
-            link_ok: false,
-            started: false,
-            adopt: false,
-            counter: initial_counter(self.next_id as usize),
             desired,
             plan: plan_tx,
-            released: released_rx,
             task: Some(task),
-            stats: GroupStats::default(),
+            forward,
             ip_status,
-            last_sent: None,
-            transitions_at: VecDeque::new(),
-            auth: None,
             cfg: g,
         }
     }
@@ -490,21 +501,12 @@ impl Daemon {
     /// Stops a group without holding up the loop: its IPs are released now,
     /// and a master's bow-out goes out once its IP task has removed them.
     async fn retire(&mut self, mut g: GroupRt, why: &str) {
-        info!(group = %g.cfg.name, state = %g.fsm.state(), "stopping the group: {why}");
-        let (adverts, rest): (Vec<Action>, Vec<Action>) = g
-            .fsm
-            .shutdown(Instant::now())
-            .into_iter()
-            .partition(|a| matches!(a, Action::SendAdvert { .. }));
-        execute(&self.ifaces, &mut g, rest).await;
-        g.desired.send_modify(|d| d.stop = true);
-        let mut signed = Vec::new();
-        for a in adverts {
-            if let Action::SendAdvert { advbase, advskew } = a {
-                g.counter = g.counter.wrapping_add(1);
-                signed.push(Advert::signed(&g.key, g.vhid, advbase, advskew, g.counter).encode());
-            }
-        }
+        info!(group = %g.cfg.name, state = %g.driver.fsm().state(), "stopping the group: {why}");
+        g.driver.shutdown(Instant::now());
+        flush(&self.ifaces, &mut g).await;
+        // Its release reports no longer reach a loop that knows it: the
+        // held bow-out goes once the IP task has ended.
+        let signed = g.driver.take_held();
         let sock = self.ifaces.get(&g.iface).map(|i| i.sock.clone());
         let task = g.task.take();
         let name = g.cfg.name.clone();

@@ -2,7 +2,7 @@
 //! The control thread has already checked the group names, persisted the
 //! demotion list and read the new configuration; the loop only applies.
 
-use super::{execute, Daemon};
+use super::{flush, Daemon};
 use crate::carp::fsm::{master_down_interval, State};
 use crate::config::Config;
 use crate::control::server::LoopCmd;
@@ -42,14 +42,14 @@ impl Daemon {
                 lines.push(format!("{name}: not running; recorded for the next start"));
                 continue;
             };
-            let was = g.fsm.state();
-            let unchanged = g.fsm.is_demoted() == on;
-            let actions = g.fsm.set_demoted(now, on);
-            if execute(&self.ifaces, g, actions).await {
+            let was = g.driver.fsm().state();
+            let unchanged = g.driver.fsm().is_demoted() == on;
+            g.driver.set_demoted(now, on);
+            if flush(&self.ifaces, g).await {
                 self.urgent = true;
             }
             self.dirty = true;
-            let cfg = g.fsm.config();
+            let cfg = g.driver.fsm().config();
             let line = match (on, unchanged, was) {
                 (true, true, _) => format!("{name}: already demoted"),
                 (false, true, _) => format!("{name}: not demoted"),

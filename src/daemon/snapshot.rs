@@ -4,7 +4,8 @@
 //! replaces the snapshot in a `watch` channel, and the control thread reads
 //! the newest one. IP states are read live from the IP tasks' shared status.
 
-use super::{AuthFailure, Daemon, GroupRt, Iface};
+use super::driver::{AuthFailure, TieSeen};
+use super::{Daemon, GroupRt, Iface};
 use crate::carp::fsm::State;
 use crate::carp::ipv4::RejectClass;
 use crate::carp::packet::AuthDiagnosis;
@@ -23,25 +24,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Transitions within this window count as flapping (`flaps_recent`).
 pub(crate) const FLAP_WINDOW: Duration = Duration::from_secs(300);
-/// At most one "exact tie" warning per peer in this period.
-pub(crate) const TIE_LOG_EVERY: Duration = Duration::from_secs(60);
-/// Tying peers remembered per group; further ones are neither counted nor
-/// logged.
-pub(crate) const MAX_TIE_PEERS: usize = 16;
-
-/// A peer that advertised exactly our advbase and advskew (an exact tie,
-/// `docs/interop.md`): counted per group and shown by `ipfail status`.
-#[derive(Clone, Debug)]
-pub struct TieSeen {
-    pub advbase: u8,
-    pub advskew: u8,
-    /// Tying adverts received from this peer.
-    pub count: u64,
-    pub last: Instant,
-    /// When the last warning about it was logged.
-    pub logged: Option<Instant>,
-}
-
 pub(crate) struct Snapshot {
     pub pid: u32,
     pub started: SystemTime,
@@ -280,7 +262,8 @@ impl GroupSnap {
 }
 
 fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
-    let fsm = &g.fsm;
+    let fsm = g.driver.fsm();
+    let stats = g.driver.stats();
     let cfg = fsm.config();
     let source = ifaces
         .get(&g.iface)
@@ -292,7 +275,7 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
                 address: IpAddr::V4(source),
                 advbase,
                 advskew,
-                at: g.last_sent.unwrap_or(fsm.since()),
+                at: g.driver.last_sent().unwrap_or(fsm.since()),
                 this_host: true,
             })
         }
@@ -325,13 +308,13 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
             .flatten(),
         ips: g.cfg.ips.clone(),
         ip_status: g.ip_status.clone(),
-        adverts_sent: g.stats.adverts_sent,
-        adverts_received: g.stats.adverts_received,
-        transitions: g.stats.transitions,
-        rejected: g.stats.rejected.clone(),
-        auth: g.auth.clone(),
-        transitions_at: g.transitions_at.iter().copied().collect(),
-        ties: g.stats.ties.iter().map(|(p, t)| (*p, t.clone())).collect(),
+        adverts_sent: stats.adverts_sent,
+        adverts_received: stats.adverts_received,
+        transitions: stats.transitions,
+        rejected: stats.rejected.clone(),
+        auth: g.driver.auth().cloned(),
+        transitions_at: g.driver.transitions_at().collect(),
+        ties: stats.ties.iter().map(|(p, t)| (*p, t.clone())).collect(),
     }
 }
 

@@ -41,6 +41,8 @@ pub enum NetEvent {
     },
     /// Events were lost: read the state again.
     Overrun,
+    /// The subscription's socket closed: no more events will come.
+    Closed,
 }
 
 /// The process's subscription; clone receivers with [`NetEvents::listen`].
@@ -106,7 +108,7 @@ impl NetEvents {
             tracing::error!(
                 "the rtnetlink event socket closed: link and address changes are no longer seen"
             );
-            let _ = out.send(NetEvent::Overrun);
+            let _ = out.send(NetEvent::Closed);
         });
         Ok(NetEvents { tx })
     }

@@ -1,0 +1,391 @@
+//! The election side of one group, without I/O: the CARP state machine
+//! plus everything around it that decides something — advert signing and
+//! the counter, when an advert may leave (after the IPs are gone, when it
+//! follows a release), reject and tie accounting, link up/down and the
+//! first start (or resume), and the wish handed to the group's IP task.
+//!
+//! The daemon loop (the shell, `daemon.rs`) feeds it time, authenticated
+//! adverts, rejects, link carrier and the IP task's release reports
+//! (`handle_*`), then drains it: [`GroupDriver::poll_transmit`] gives the
+//! signed adverts to send now, [`GroupDriver::wish`] the IP task's wish,
+//! [`GroupDriver::poll_event`] what to log. Nothing here waits, so the
+//! rules are unit-tested with a virtual clock (see the tests below).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use crate::carp::fsm::{Action, Fsm, PeerAdvert, Reason, State};
+use crate::carp::ipv4::Reject;
+use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
+use crate::ipmgr::Desired;
+
+/// Pause before probing after preempting a live master: it drops the IPs
+/// on our first advert, within milliseconds; probing a moment later
+/// avoids a needless conflict report on every failback.
+pub const PREEMPT_SETTLE: Duration = Duration::from_millis(50);
+/// How long an advert that follows a release (demotion, stop) waits for
+/// the IPs to be gone before it is sent anyway.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// Transition times kept for `flaps_recent`.
+const FLAP_MEMORY: usize = 64;
+/// At most one "exact tie" warning per peer in this period.
+pub const TIE_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Tying peers remembered per group; further ones are neither counted nor
+/// logged (authentic adverts need the pass, their source addresses don't).
+pub const MAX_TIE_PEERS: usize = 16;
+
+/// A peer that advertised exactly our advbase and advskew (an exact tie,
+/// `docs/interop.md`): counted per group and shown by `ipfail status`.
+#[derive(Clone, Debug)]
+pub struct TieSeen {
+    pub advbase: u8,
+    pub advskew: u8,
+    /// Tying adverts received from this peer.
+    pub count: u64,
+    pub last: Instant,
+    /// When the last warning about it was logged.
+    pub logged: Option<Instant>,
+}
+
+/// Counters of one group, shown in logs and by `ipfail status`.
+#[derive(Clone, Debug, Default)]
+pub struct GroupStats {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub transitions: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Peers that advertised exactly our advbase/advskew.
+    pub ties: BTreeMap<IpAddr, TieSeen>,
+}
+
+/// The last advert for a group that failed authentication.
+#[derive(Clone, Debug)]
+pub struct AuthFailure {
+    pub diagnosis: AuthDiagnosis,
+    pub from: Option<Ipv4Addr>,
+    pub at: Instant,
+}
+
+/// What the shell logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// The group's links came up (`true`) or lost carrier.
+    Link { up: bool },
+    /// The group starts as master on its own leased IPs (a restart).
+    Resuming,
+    /// An exact tie with `peer`, due for a warning.
+    Tie {
+        peer: IpAddr,
+        advbase: u8,
+        advskew: u8,
+    },
+    /// Adverts that waited for the IPs to go were sent without the IP
+    /// task's report after [`RELEASE_WAIT`].
+    ReleaseLate,
+}
+
+/// Adverts that may leave only once the IP task reports the release of
+/// `epoch` done (peers take over on them and must find the IPs silent).
+struct Held {
+    epoch: u64,
+    until: Instant,
+    adverts: Vec<[u8; CARP_LEN]>,
+}
+
+pub struct GroupDriver {
+    fsm: Fsm,
+    key: AuthKey,
+    counter: u64,
+    stats: GroupStats,
+    transitions_at: VecDeque<Instant>,
+    auth: Option<AuthFailure>,
+    link_ok: bool,
+    /// The election was started once; later starts are link-ups.
+    started: bool,
+    /// Start as master: our own leased IPs were on the NIC at start.
+    adopt: bool,
+    wish: Desired,
+    /// The last release epoch the IP task reported done.
+    released: u64,
+    out: VecDeque<[u8; CARP_LEN]>,
+    held: Option<Held>,
+    events: VecDeque<Event>,
+    last_sent: Option<Instant>,
+}
+
+impl GroupDriver {
+    /// `counter`: the first advert counter (random-ish per start, as
+    /// FreeBSD seeds it in `carp_hmac_prepare`; peers do not check it).
+    pub fn new(fsm: Fsm, key: AuthKey, counter: u64, adopt: bool) -> GroupDriver {
+        GroupDriver {
+            fsm,
+            key,
+            counter,
+            stats: GroupStats::default(),
+            transitions_at: VecDeque::new(),
+            auth: None,
+            link_ok: false,
+            started: false,
+            adopt,
+            wish: Desired::default(),
+            released: 0,
+            out: VecDeque::new(),
+            held: None,
+            events: VecDeque::new(),
+            last_sent: None,
+        }
+    }
+
+    pub fn fsm(&self) -> &Fsm {
+        &self.fsm
+    }
+    pub fn vhid(&self) -> u8 {
+        self.fsm.config().vhid
+    }
+    pub fn key(&self) -> &AuthKey {
+        &self.key
+    }
+    pub fn stats(&self) -> &GroupStats {
+        &self.stats
+    }
+    pub fn auth(&self) -> Option<&AuthFailure> {
+        self.auth.as_ref()
+    }
+    pub fn transitions_at(&self) -> impl Iterator<Item = Instant> + '_ {
+        self.transitions_at.iter().copied()
+    }
+    pub fn last_sent(&self) -> Option<Instant> {
+        self.last_sent
+    }
+    /// What the group's IP task must do now.
+    pub fn wish(&self) -> Desired {
+        self.wish
+    }
+
+    /// The next signed advert to send, oldest first.
+    pub fn poll_transmit(&mut self) -> Option<[u8; CARP_LEN]> {
+        self.out.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.fsm.next_deadline(),
+            self.held.as_ref().map(|h| h.until),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+    /// Adverts are waiting for the IPs to go.
+    pub fn is_holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// A new pass or address list (reload): failures judged with the old
+    /// key no longer say anything.
+    pub fn set_key(&mut self, key: AuthKey) {
+        self.key = key;
+        self.auth = None;
+    }
+
+    /// An authenticated advert for our vhid from `src`.
+    pub fn handle_advert(&mut self, now: Instant, src: IpAddr, advbase: u8, advskew: u8) {
+        self.stats.adverts_received += 1;
+        let out = self.fsm.handle_advert(
+            now,
+            PeerAdvert {
+                src,
+                advbase,
+                advskew,
+            },
+        );
+        if let Some(tie) = self.fsm.last_tie().filter(|t| t.at == now) {
+            self.count_tie(now, tie.peer, advbase, advskew);
+        }
+        self.run(now, out);
+    }
+
+    fn count_tie(&mut self, now: Instant, peer: IpAddr, advbase: u8, advskew: u8) {
+        let ties = &mut self.stats.ties;
+        if ties.len() >= MAX_TIE_PEERS && !ties.contains_key(&peer) {
+            return;
+        }
+        let seen = ties.entry(peer).or_insert(TieSeen {
+            advbase,
+            advskew,
+            count: 0,
+            last: now,
+            logged: None,
+        });
+        seen.count += 1;
+        seen.last = now;
+        if seen
+            .logged
+            .is_none_or(|t| now.saturating_duration_since(t) >= TIE_LOG_EVERY)
+        {
+            seen.logged = Some(now);
+            self.events.push_back(Event::Tie {
+                peer,
+                advbase,
+                advskew,
+            });
+        }
+    }
+
+    /// A datagram for this group's vhid that was rejected; `from`: its
+    /// sender, if the IP header could be read.
+    pub fn handle_reject(&mut self, now: Instant, reject: &Reject, from: Option<Ipv4Addr>) {
+        *self
+            .stats
+            .rejected
+            .entry(reject.class().name())
+            .or_default() += 1;
+        if let Reject::AuthFailed { diagnosis, .. } = reject {
+            self.auth = Some(AuthFailure {
+                diagnosis: diagnosis.clone(),
+                from,
+                at: now,
+            });
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.held.as_ref().is_some_and(|h| h.until <= now) {
+            self.events.push_back(Event::ReleaseLate);
+            self.send_held();
+        }
+        let out = self.fsm.handle_timeout(now);
+        self.run(now, out);
+    }
+
+    /// Carrier of the group's links (all of them up and running).
+    pub fn handle_link(&mut self, now: Instant, ok: bool) {
+        // The first look at the links lets the IP task start (reconcile).
+        self.wish.started = true;
+        if ok == self.link_ok {
+            return;
+        }
+        self.link_ok = ok;
+        self.events.push_back(Event::Link { up: ok });
+        let out = if !ok {
+            self.fsm.link_down(now)
+        } else if self.started {
+            self.fsm.link_up(now)
+        } else {
+            self.started = true;
+            if self.adopt {
+                self.events.push_back(Event::Resuming);
+                self.fsm.resume(now)
+            } else {
+                self.fsm.start(now)
+            }
+        };
+        self.run(now, out);
+    }
+
+    /// The IP task finished the release of mastership `epoch`.
+    pub fn handle_released(&mut self, epoch: u64) {
+        self.released = self.released.max(epoch);
+        if self.held.as_ref().is_some_and(|h| h.epoch <= self.released) {
+            self.send_held();
+        }
+    }
+
+    pub fn set_demoted(&mut self, now: Instant, on: bool) {
+        let out = self.fsm.set_demoted(now, on);
+        self.run(now, out);
+    }
+
+    /// Graceful stop: the IPs go, then a master's bow-out advert.
+    pub fn shutdown(&mut self, now: Instant) {
+        let out = self.fsm.shutdown(now);
+        self.run(now, out);
+        self.wish.stop = true;
+        if let Some(h) = &mut self.held {
+            // The stop's release is the last one the IP task reports.
+            h.epoch = self.wish.epoch;
+        }
+    }
+
+    /// The adverts still waiting for the release (a retired group's
+    /// shell sends them itself once its IP task ended).
+    pub fn take_held(&mut self) -> Vec<[u8; CARP_LEN]> {
+        self.held.take().map(|h| h.adverts).unwrap_or_default()
+    }
+
+    fn send_held(&mut self) {
+        if let Some(h) = self.held.take() {
+            self.out.extend(h.adverts);
+        }
+    }
+
+    /// Carries out one batch of the machine's actions. An advert in a
+    /// batch that also releases (demotion, stop) waits for the IP task's
+    /// report that the IPs are gone: peers take over on it.
+    fn run(&mut self, now: Instant, actions: Vec<Action>) {
+        let releases = actions.contains(&Action::Release);
+        let mut settle = Duration::ZERO;
+        let mut adverts = Vec::new();
+        for action in actions {
+            match action {
+                Action::Transition { from, to, reason } => {
+                    if to == State::Master && matches!(reason, Reason::Preempt { .. }) {
+                        settle = PREEMPT_SETTLE;
+                    }
+                    self.stats.transitions += 1;
+                    // Starting up is not flapping.
+                    if reason != Reason::Startup {
+                        if self.transitions_at.len() >= FLAP_MEMORY {
+                            self.transitions_at.pop_front();
+                        }
+                        self.transitions_at.push_back(now);
+                    }
+                    self.events
+                        .push_back(Event::Transition { from, to, reason });
+                }
+                Action::SendAdvert { advbase, advskew } => {
+                    self.counter = self.counter.wrapping_add(1);
+                    let vhid = self.vhid();
+                    adverts.push(
+                        Advert::signed(&self.key, vhid, advbase, advskew, self.counter).encode(),
+                    );
+                    self.stats.adverts_sent += 1;
+                    self.last_sent = Some(now);
+                }
+                Action::Acquire => {
+                    self.wish.master = true;
+                    self.wish.epoch += 1;
+                    self.wish.settle = settle;
+                }
+                Action::Release => self.wish.master = false,
+                Action::Reannounce => self.wish.announce += 1,
+            }
+        }
+        if releases && !adverts.is_empty() {
+            let held = self.held.get_or_insert(Held {
+                epoch: self.wish.epoch,
+                until: now + RELEASE_WAIT,
+                adverts: Vec::new(),
+            });
+            held.epoch = self.wish.epoch;
+            held.adverts.extend(adverts);
+            if self.released >= self.wish.epoch {
+                // Nothing was held since the last report: sent at once.
+                self.send_held();
+            }
+        } else {
+            self.out.extend(adverts);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! The group driver's rules with a virtual clock: no sockets.
+
+use super::*;
+use crate::carp::fsm::{master_down_interval, FsmConfig, BOW_OUT};
+use crate::carp::packet::AuthDiagnosis;
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+}
+
+fn key() -> AuthKey {
+    AuthKey::new(b"secret", &["203.0.113.10".parse().expect("literal")])
+}
+
+fn driver(advskew: u8, adopt: bool, t0: Instant) -> GroupDriver {
+    let fsm = Fsm::new(
+        FsmConfig {
+            vhid: 10,
+            advbase: 1,
+            advskew,
+            preempt: true,
+            local: ip(1),
+        },
+        t0,
+    );
+    GroupDriver::new(fsm, key(), 41, adopt)
+}
+
+fn sent(d: &mut GroupDriver) -> Vec<Advert> {
+    std::iter::from_fn(|| d.poll_transmit())
+        .map(|b| Advert::decode(&b).expect("our own adverts decode"))
+        .collect()
+}
+
+fn events(d: &mut GroupDriver) -> Vec<Event> {
+    std::iter::from_fn(|| d.poll_event()).collect()
+}
+
+/// Up, silent LAN, master after the master-down interval.
+fn master(d: &mut GroupDriver, t0: Instant) -> Instant {
+    d.handle_link(t0, true);
+    let t = t0 + master_down_interval(1, d.fsm().config().advskew);
+    d.handle_timeout(t);
+    assert_eq!(d.fsm().state(), State::Master);
+    sent(d);
+    events(d);
+    t
+}
+
+#[test]
+fn adverts_are_signed_with_our_key_and_a_counter_that_moves_forward() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let mut now = master(&mut d, t0);
+    let mut counters = Vec::new();
+    for _ in 0..3 {
+        now = d.next_deadline().expect("a master always has a deadline");
+        d.handle_timeout(now);
+        let adv = sent(&mut d);
+        assert_eq!(adv.len(), 1);
+        assert!(key().verify(&adv[0]), "signed with the group's key");
+        assert_eq!((adv[0].vhid, adv[0].advbase, adv[0].advskew), (10, 1, 0));
+        counters.push(adv[0].counter);
+    }
+    assert!(
+        counters.windows(2).all(|w| w[1] == w[0] + 1),
+        "{counters:?}"
+    );
+    assert_eq!(d.stats().adverts_sent, 4);
+    assert_eq!(d.last_sent(), Some(now));
+}
+
+#[test]
+fn the_first_link_up_starts_the_election_or_resumes_on_our_own_leased_ips() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    d.handle_link(t0, true);
+    assert_eq!(d.fsm().state(), State::Backup);
+    assert!(!d.wish().master);
+
+    let mut r = driver(0, true, t0);
+    r.handle_link(t0, true);
+    assert_eq!(r.fsm().state(), State::Master, "resumed at once");
+    assert!(r.wish().master && r.wish().epoch == 1);
+    assert_eq!(sent(&mut r).len(), 1, "advertises at once");
+    let ev = events(&mut r);
+    assert!(ev.contains(&Event::Resuming), "{ev:?}");
+    // Losing the link releases; getting it back starts as BACKUP, never
+    // resumes a second time.
+    r.handle_link(t0, false);
+    assert!(!r.wish().master);
+    r.handle_link(t0, true);
+    assert_eq!(r.fsm().state(), State::Backup);
+    assert_eq!(r.fsm().reason(), &Reason::LinkUp);
+}
+
+#[test]
+fn a_demotion_advert_waits_until_the_ips_are_gone() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    let epoch = d.wish().epoch;
+    d.set_demoted(t, true);
+    assert!(!d.wish().master, "the IP task is told to release first");
+    assert!(sent(&mut d).is_empty(), "no advert before the IPs are gone");
+    assert!(d.is_holding());
+    d.handle_released(epoch);
+    let adv = sent(&mut d);
+    assert_eq!(adv.len(), 1);
+    assert_eq!((adv[0].advbase, adv[0].advskew), (BOW_OUT, BOW_OUT));
+    assert!(!d.is_holding());
+}
+
+#[test]
+fn a_held_advert_goes_out_anyway_after_the_release_wait() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    d.set_demoted(t, true);
+    assert_eq!(d.next_deadline(), Some(t + RELEASE_WAIT));
+    d.handle_timeout(t + RELEASE_WAIT);
+    assert_eq!(sent(&mut d).len(), 1);
+    assert!(events(&mut d).contains(&Event::ReleaseLate));
+}
+
+#[test]
+fn shutdown_of_a_master_stops_the_ip_task_then_bows_out() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    let epoch = d.wish().epoch;
+    d.shutdown(t);
+    assert!(d.wish().stop && !d.wish().master);
+    assert!(
+        sent(&mut d).is_empty(),
+        "bow-out only after the IPs are gone"
+    );
+    d.handle_released(epoch);
+    let adv = sent(&mut d);
+    assert_eq!(adv.len(), 1);
+    assert!(adv[0].is_bow_out());
+}
+
+#[test]
+fn a_stale_release_report_does_not_free_a_newer_hold() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    let epoch = d.wish().epoch;
+    d.handle_released(epoch - 1); // the start-up reconcile's report
+    d.shutdown(t);
+    assert!(sent(&mut d).is_empty());
+    d.handle_released(epoch - 1);
+    assert!(
+        sent(&mut d).is_empty(),
+        "still waiting for the stop's release"
+    );
+    d.handle_released(epoch);
+    assert_eq!(sent(&mut d).len(), 1);
+}
+
+#[test]
+fn preempting_a_live_master_waits_a_moment_before_probing() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    d.handle_link(t0, true);
+    d.handle_advert(t0, ip(2), 1, 100);
+    assert_eq!(d.fsm().state(), State::Master);
+    assert_eq!(d.wish().settle, PREEMPT_SETTLE);
+    assert_eq!(sent(&mut d).len(), 1, "our advert makes it step down");
+}
+
+#[test]
+fn ties_are_counted_and_warned_about_once_a_minute_per_peer() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    for i in 0..5u64 {
+        d.handle_advert(t + Duration::from_secs(i), ip(9), 1, 0);
+    }
+    let ties: Vec<Event> = events(&mut d)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Tie { .. }))
+        .collect();
+    assert_eq!(
+        ties,
+        vec![Event::Tie {
+            peer: ip(9),
+            advbase: 1,
+            advskew: 0
+        }]
+    );
+    assert_eq!(d.stats().ties[&ip(9)].count, 5);
+    d.handle_advert(t + TIE_LOG_EVERY + Duration::from_secs(1), ip(9), 1, 0);
+    assert!(events(&mut d)
+        .iter()
+        .any(|e| matches!(e, Event::Tie { .. })));
+}
+
+#[test]
+fn rejects_are_counted_by_class_and_the_last_auth_failure_kept() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let from = Some(Ipv4Addr::new(192, 0, 2, 7));
+    d.handle_reject(t0, &Reject::BadAdvbase { vhid: 10 }, from);
+    d.handle_reject(
+        t0,
+        &Reject::AuthFailed {
+            vhid: 10,
+            diagnosis: AuthDiagnosis::PassDiffers,
+        },
+        from,
+    );
+    assert_eq!(d.stats().rejected.values().sum::<u64>(), 2);
+    assert_eq!(d.auth().map(|a| a.from), Some(from));
+    d.set_key(key());
+    assert!(d.auth().is_none(), "a new key forgets the old failure");
+}
+
+#[test]
+fn the_ip_task_waits_for_the_first_look_at_the_links() {
+    let t0 = Instant::now();
+    let mut d = driver(0, true, t0);
+    assert!(!d.wish().started, "no start-up reconcile before we know");
+    // Link down at start: the task may reconcile (nothing is ours to keep).
+    d.handle_link(t0, false);
+    assert!(d.wish().started && !d.wish().master);
+}
