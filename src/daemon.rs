@@ -138,7 +138,10 @@ struct Daemon {
     /// still sees the channel close when every reader has stopped.
     rx_tx: mpsc::WeakSender<(u64, Vec<u8>)>,
     /// The lock files of the groups with a vhid (`ipfail hook` stays away).
-    group_locks: crate::lockfile::DaemonLocks,
+    group_locks: Arc<Mutex<crate::lockfile::DaemonLocks>>,
+    /// A reload is being prepared off the loop (one at a time).
+    reloading: bool,
+    reload_tx: mpsc::UnboundedSender<commands::ReloadDone>,
     /// Groups the operator demoted; the control thread persists the list.
     demoted: BTreeSet<String>,
     /// Control socket and state directory as bound at start (a reload
@@ -204,8 +207,11 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     )));
     let (rx_tx, mut rx) = mpsc::channel::<(u64, Vec<u8>)>(1024);
     let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(u64, u64)>();
+    let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
         released_tx,
+        reloading: false,
+        reload_tx,
         netlink,
         events,
         carrier: BTreeMap::new(),
@@ -215,7 +221,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         groups: Vec::new(),
         next_id: 0,
         rx_tx: rx_tx.downgrade(),
-        group_locks,
+        group_locks: Arc::new(Mutex::new(group_locks)),
         demoted,
         socket,
         state_dir,
@@ -294,6 +300,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
                 }
             },
             Some((id, epoch)) = released_rx.recv() => d.on_released(id, epoch).await,
+            Some(done) = reload_rx.recv() => d.finish_reload(done).await,
             Some(links) = resync_rx.recv() => {
                 d.links_read(links);
                 d.apply_links().await;

@@ -13,7 +13,10 @@
 //! - removed groups release and stop; added ones start.
 //!
 //! Everything that can fail (interface lookups, sockets) is prepared before
-//! anything changes, so a failed reload leaves the daemon as it was.
+//! anything changes ([`prepare`]), so a failed reload leaves the daemon as
+//! it was. On reload the preparation runs in a task of its own from a
+//! copy of what is running ([`Running`]), so the loop never awaits its
+//! netlink requests; the loop only commits the result ([`Daemon::commit`]).
 
 use super::{
     flush, initial_counter, read_adverts, Daemon, DaemonError, GroupDriver, GroupRt, Iface,
@@ -24,13 +27,30 @@ use crate::carp::packet::AuthKey;
 use crate::config::{Carp, Config, Global, Group};
 use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpPlan, IpTiming, TaskLinks};
 use crate::ipplan::Lease;
-use crate::sys::linux::{ArpSocket, CarpSocket, LinkInfo};
+use crate::sys::linux::{ArpSocket, CarpSocket, LinkInfo, Netlink};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
+
+/// What the preparation of a configuration needs to know about the
+/// running daemon: a copy, so it can run off the loop.
+pub(super) struct Running {
+    /// (id, name, configured source) of each CARP interface.
+    ifaces: Vec<(u64, String, Option<Ipv4Addr>)>,
+    /// (section, interface id) of each running group, in `groups` order.
+    groups: Vec<(Group, u64)>,
+}
+
+/// A configuration ready to commit: sockets open, links looked up.
+pub(super) struct Prepared {
+    new: Config,
+    first: bool,
+    new_ifaces: Vec<NewIface>,
+    steps: Vec<Step>,
+}
 
 /// A CARP interface whose socket is open but not yet in use.
 struct NewIface {
@@ -86,6 +106,31 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+async fn open_iface(netlink: &Netlink, g: &Group, carp: &Carp) -> Result<NewIface, DaemonError> {
+    let gerr = |source| DaemonError::Group {
+        group: g.name.clone(),
+        source,
+    };
+    let link = netlink.link(&carp.carp_interface).await.map_err(gerr)?;
+    let source = match carp.source {
+        Some(s) => s,
+        None => super::first_ipv4(netlink, link.index)
+            .await
+            .map_err(gerr)?
+            .ok_or_else(|| DaemonError::NoSource {
+                group: g.name.clone(),
+                iface: carp.carp_interface.clone(),
+            })?,
+    };
+    let sock = CarpSocket::open_v4(&link.name, link.index, source).map_err(gerr)?;
+    Ok(NewIface {
+        link,
+        sock,
+        source,
+        configured_source: carp.source,
+    })
+}
+
 /// Why a group running as `old` cannot keep running under `new`; `None`
 /// if it can (only `ips`, `pass`, `hmac_addrs` differ). `same_socket`: its
 /// CARP interface keeps its socket and advert source.
@@ -125,97 +170,136 @@ fn restart_reason(old: &Group, new: &Group, same_socket: bool) -> Option<String>
     (!why.is_empty()).then(|| why.join(", "))
 }
 
+/// Phase 1: everything that can fail, without touching anything running.
+/// `first`: the daemon is starting (only then are our own leased IPs
+/// adopted).
+pub(super) async fn prepare(
+    netlink: &Netlink,
+    running: &Running,
+    new: Config,
+    first: bool,
+) -> Result<Prepared, DaemonError> {
+    let wanted: Vec<(Group, Carp)> = new
+        .carp_groups()
+        .filter_map(|g| g.carp.clone().map(|c| (g.clone(), c)))
+        .collect();
+    if wanted.is_empty() {
+        return Err(DaemonError::NoCarpGroups(new.path.display().to_string()));
+    }
+    let mut iface_of: BTreeMap<String, IfaceRef> = BTreeMap::new();
+    let mut new_ifaces: Vec<NewIface> = Vec::new();
+    for (g, carp) in &wanted {
+        if iface_of.contains_key(&carp.carp_interface) {
+            continue;
+        }
+        // The first group on an interface sets its advert source.
+        let reuse = running
+            .ifaces
+            .iter()
+            .find(|(_, name, src)| *name == carp.carp_interface && *src == carp.source);
+        let r = match reuse {
+            Some((id, _, _)) => IfaceRef::Existing(*id),
+            None => {
+                new_ifaces.push(open_iface(netlink, g, carp).await?);
+                IfaceRef::New(new_ifaces.len() - 1)
+            }
+        };
+        iface_of.insert(carp.carp_interface.clone(), r);
+    }
+    let mut steps = Vec::new();
+    for (g, carp) in wanted {
+        let iface = iface_of
+            .get(&carp.carp_interface)
+            .copied()
+            .unwrap_or(IfaceRef::New(usize::MAX));
+        let old = running.groups.iter().position(|(o, _)| o.name == g.name);
+        let why = old.and_then(|o| {
+            running
+                .groups
+                .get(o)
+                .and_then(|(og, oi)| restart_reason(og, &g, iface == IfaceRef::Existing(*oi)))
+                .map(|why| (o, why))
+        });
+        match (old, why) {
+            (Some(old), None) => steps.push(Step::Keep { old, group: g }),
+            (_, old) => {
+                let gerr = |source| DaemonError::Group {
+                    group: g.name.clone(),
+                    source,
+                };
+                let ip_link = netlink.link(&g.interface).await.map_err(gerr)?;
+                netlink.link(&carp.carp_interface).await.map_err(gerr)?;
+                let arp =
+                    ArpSocket::open(ip_link.index, ip_link.mac.unwrap_or([0; 6])).map_err(gerr)?;
+                // Only at start: a group restarted by a reload has just
+                // released its IPs and must not take them for its own.
+                let adopt = first
+                    && netlink
+                        .addr_infos(ip_link.index)
+                        .await
+                        .map_err(gerr)?
+                        .iter()
+                        .any(|a| {
+                            a.is_ours()
+                                && a.valid_left.is_some()
+                                && g.ips.iter().any(|n| n.addr == a.addr)
+                        });
+                steps.push(Step::Start(Box::new(Starting {
+                    group: g,
+                    carp,
+                    old,
+                    ip_link,
+                    arp,
+                    iface,
+                    adopt,
+                })));
+            }
+        }
+    }
+    Ok(Prepared {
+        new,
+        first,
+        new_ifaces,
+        steps,
+    })
+}
+
 impl Daemon {
-    /// Makes the running groups match `new`. Returns one line per group
-    /// (and per daemon-wide change) saying what happened.
+    /// Makes the running groups match `new` (at start; a reload prepares
+    /// off the loop and commits). Returns one line per group (and per
+    /// daemon-wide change) saying what happened.
     pub(super) async fn apply_config(&mut self, new: Config) -> Result<Vec<String>, DaemonError> {
         let first = self.groups.is_empty();
-        let wanted: Vec<(Group, Carp)> = new
-            .carp_groups()
-            .filter_map(|g| g.carp.clone().map(|c| (g.clone(), c)))
-            .collect();
-        if wanted.is_empty() {
-            return Err(DaemonError::NoCarpGroups(new.path.display().to_string()));
-        }
+        let prepared = prepare(&self.netlink, &self.running(), new, first).await?;
+        Ok(self.commit(prepared).await)
+    }
 
-        // Phase 1: everything that can fail.
-        let mut iface_of: BTreeMap<String, IfaceRef> = BTreeMap::new();
-        let mut new_ifaces: Vec<NewIface> = Vec::new();
-        for (g, carp) in &wanted {
-            if iface_of.contains_key(&carp.carp_interface) {
-                continue;
-            }
-            // The first group on an interface sets its advert source.
-            let reuse = self
+    /// A copy of what [`prepare`] needs.
+    pub(super) fn running(&self) -> Running {
+        Running {
+            ifaces: self
                 .ifaces
                 .iter()
-                .find(|(_, i)| i.name == carp.carp_interface && i.configured_source == carp.source);
-            let r = match reuse {
-                Some((id, _)) => IfaceRef::Existing(*id),
-                None => {
-                    new_ifaces.push(self.open_iface(g, carp).await?);
-                    IfaceRef::New(new_ifaces.len() - 1)
-                }
-            };
-            iface_of.insert(carp.carp_interface.clone(), r);
+                .map(|(id, i)| (*id, i.name.clone(), i.configured_source))
+                .collect(),
+            groups: self
+                .groups
+                .iter()
+                .map(|g| (g.cfg.clone(), g.iface))
+                .collect(),
         }
-        let mut steps = Vec::new();
-        for (g, carp) in wanted {
-            let iface = iface_of
-                .get(&carp.carp_interface)
-                .copied()
-                .unwrap_or(IfaceRef::New(usize::MAX));
-            let old = self.groups.iter().position(|o| o.cfg.name == g.name);
-            let why = old.and_then(|o| {
-                self.groups
-                    .get(o)
-                    .and_then(|og| {
-                        restart_reason(&og.cfg, &g, iface == IfaceRef::Existing(og.iface))
-                    })
-                    .map(|why| (o, why))
-            });
-            match (old, why) {
-                (Some(old), None) => steps.push(Step::Keep { old, group: g }),
-                (_, old) => {
-                    let gerr = |source| DaemonError::Group {
-                        group: g.name.clone(),
-                        source,
-                    };
-                    let ip_link = self.netlink.link(&g.interface).await.map_err(gerr)?;
-                    self.netlink
-                        .link(&carp.carp_interface)
-                        .await
-                        .map_err(gerr)?;
-                    let arp = ArpSocket::open(ip_link.index, ip_link.mac.unwrap_or([0; 6]))
-                        .map_err(gerr)?;
-                    // Only at start: a group restarted by a reload has just
-                    // released its IPs and must not take them for its own.
-                    let adopt = first
-                        && self
-                            .netlink
-                            .addr_infos(ip_link.index)
-                            .await
-                            .map_err(gerr)?
-                            .iter()
-                            .any(|a| {
-                                a.is_ours()
-                                    && a.valid_left.is_some()
-                                    && g.ips.iter().any(|n| n.addr == a.addr)
-                            });
-                    steps.push(Step::Start(Box::new(Starting {
-                        group: g,
-                        carp,
-                        old,
-                        ip_link,
-                        arp,
-                        iface,
-                        adopt,
-                    })));
-                }
-            }
-        }
+    }
 
-        // Phase 2: apply; nothing fails from here on.
+    /// Phase 2: apply a prepared configuration; nothing fails here. The
+    /// running groups must be the ones it was prepared from (reloads are
+    /// one at a time).
+    pub(super) async fn commit(&mut self, prepared: Prepared) -> Vec<String> {
+        let Prepared {
+            new,
+            first,
+            new_ifaces,
+            steps,
+        } = prepared;
         let now = Instant::now();
         let timing = timing(&new.global);
         let mut report = Vec::new();
@@ -314,36 +398,7 @@ impl Daemon {
         self.config = new;
         self.dirty = true;
         self.urgent = true;
-        Ok(report)
-    }
-
-    async fn open_iface(&self, g: &Group, carp: &Carp) -> Result<NewIface, DaemonError> {
-        let gerr = |source| DaemonError::Group {
-            group: g.name.clone(),
-            source,
-        };
-        let link = self
-            .netlink
-            .link(&carp.carp_interface)
-            .await
-            .map_err(gerr)?;
-        let source = match carp.source {
-            Some(s) => s,
-            None => super::first_ipv4(&self.netlink, link.index)
-                .await
-                .map_err(gerr)?
-                .ok_or_else(|| DaemonError::NoSource {
-                    group: g.name.clone(),
-                    iface: carp.carp_interface.clone(),
-                })?,
-        };
-        let sock = CarpSocket::open_v4(&link.name, link.index, source).map_err(gerr)?;
-        Ok(NewIface {
-            link,
-            sock,
-            source,
-            configured_source: carp.source,
-        })
+        report
     }
 
     /// A group whose election settings did not change: new key, addresses

@@ -1,11 +1,16 @@
 //! Requests the control thread hands to the loop: demote, promote, reload.
 //! The control thread has already checked the group names, persisted the
 //! demotion list and read the new configuration; the loop only applies.
+//! A reload's checks, locks and netlink lookups run in a task of their
+//! own; the loop only commits the prepared result.
 
+use super::apply::{prepare, Prepared};
 use super::{flush, Daemon};
 use crate::carp::fsm::{master_down_interval, State};
 use crate::config::Config;
 use crate::control::server::LoopCmd;
+use crate::lockfile::DaemonLocks;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{error, info};
 
@@ -20,10 +25,7 @@ impl Daemon {
                 let lines = self.set_demoted(&groups, demoted).await;
                 let _ = reply.send(lines);
             }
-            LoopCmd::Reload { config, reply } => {
-                let result = self.reload(*config).await;
-                let _ = reply.send(result);
-            }
+            LoopCmd::Reload { config, reply } => self.start_reload(*config, reply),
         }
         // The client's next `status` must see what it just did.
         self.publish(true);
@@ -81,36 +83,104 @@ impl Daemon {
         lines
     }
 
-    async fn reload(&mut self, config: Config) -> Result<Vec<String>, String> {
+    /// Starts a reload: the host check, the group locks and every
+    /// netlink lookup run in a task of their own ([`prepare_reload`]); the
+    /// loop commits the result when it arrives ([`Daemon::finish_reload`]).
+    fn start_reload(&mut self, config: Config, reply: Reply) {
+        if self.reloading {
+            let _ = reply.send(Err(
+                "a reload is still being prepared; nothing changed, try again".to_string(),
+            ));
+            return;
+        }
         info!("reloading {}", config.path.display());
-        // A file that does not fit this host (e.g. it lists the host's own
-        // address) changes nothing (docs/safety.md, "Only our own addresses").
-        if let Err(e) = crate::config::host::check_for_daemon(&config, &self.netlink).await {
-            error!("reload refused: {e}");
-            return Err(format!("{e}; nothing changed"));
-        }
-        // Groups that gained a vhid need their lock file; never wait for it
-        // here (the loop must not block): a hook run holding one makes the
-        // whole reload fail, and the operator tries again.
-        if let Err(e) = self.group_locks.update(&config, Duration::ZERO) {
-            error!("reload refused, nothing changed: {e}");
-            return Err(format!("{e}; nothing changed, try again"));
-        }
-        match self.apply_config(config).await {
-            Ok(lines) => {
+        self.reloading = true;
+        let job = ReloadJob {
+            netlink: self.netlink.clone(),
+            running: self.running(),
+            locks: self.group_locks.clone(),
+            current: self.config.clone(),
+        };
+        let done = self.reload_tx.clone();
+        tokio::spawn(async move {
+            let result = prepare_reload(job, config).await;
+            let _ = done.send(ReloadDone { result, reply });
+        });
+    }
+
+    /// Commits a prepared reload (or reports why nothing changed).
+    pub(super) async fn finish_reload(&mut self, done: ReloadDone) {
+        self.reloading = false;
+        let result = match done.result {
+            Ok(prepared) => {
+                let lines = self.commit(prepared).await;
                 for line in &lines {
                     info!("reload: {line}");
                 }
                 Ok(lines)
             }
-            Err(e) => {
-                // Back to the locks of the configuration still running.
-                if let Err(le) = self.group_locks.update(&self.config, Duration::ZERO) {
-                    error!("reload: could not restore the group locks: {le}");
-                }
-                error!("reload failed, nothing changed: {e}");
-                Err(format!("{e}; nothing changed"))
+            Err(e) => Err(e),
+        };
+        let _ = done.reply.send(result);
+        self.publish(true);
+    }
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<Vec<String>, String>>;
+
+/// A reload's preparation, handed back to the loop.
+pub(super) struct ReloadDone {
+    result: Result<Prepared, String>,
+    reply: Reply,
+}
+
+/// What a reload's preparation needs, copied off the loop.
+struct ReloadJob {
+    netlink: crate::sys::linux::Netlink,
+    running: super::apply::Running,
+    locks: Arc<Mutex<DaemonLocks>>,
+    /// The configuration running now, to restore the locks on failure.
+    current: Config,
+}
+
+/// Everything of a reload that can fail or wait, off the loop.
+async fn prepare_reload(job: ReloadJob, config: Config) -> Result<Prepared, String> {
+    // A file that does not fit this host (e.g. it lists the host's own
+    // address) changes nothing (docs/safety.md, "Only our own addresses").
+    if let Err(e) = crate::config::host::check_for_daemon(&config, &job.netlink).await {
+        error!("reload refused: {e}");
+        return Err(format!("{e}; nothing changed"));
+    }
+    // Groups that gained a vhid need their lock; never wait for one: a
+    // hook run holding it makes the whole reload fail, and the operator
+    // tries again. Naming its holder may read a socket, so it runs on a
+    // blocking thread, never on the loop's.
+    if let Err(e) = update_locks(&job.locks, &config).await {
+        error!("reload refused, nothing changed: {e}");
+        return Err(format!("{e}; nothing changed, try again"));
+    }
+    match prepare(&job.netlink, &job.running, config, false).await {
+        Ok(prepared) => Ok(prepared),
+        Err(e) => {
+            // Back to the locks of the configuration still running.
+            if let Err(le) = update_locks(&job.locks, &job.current).await {
+                error!("reload: could not restore the group locks: {le}");
             }
+            error!("reload failed, nothing changed: {e}");
+            Err(format!("{e}; nothing changed"))
         }
     }
+}
+
+async fn update_locks(locks: &Arc<Mutex<DaemonLocks>>, config: &Config) -> Result<(), String> {
+    let (locks, config) = (locks.clone(), config.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut held = locks
+            .lock()
+            .map_err(|_| "the group locks are poisoned".to_string())?;
+        held.update(&config, Duration::ZERO)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("updating the group locks: {e}"))?
 }
