@@ -25,6 +25,7 @@
 //! namespace) and stay within 15 bytes.
 #![allow(dead_code)]
 
+mod daemons;
 mod pair;
 mod safety;
 mod sample;
@@ -32,11 +33,16 @@ pub mod veth;
 
 // Each test uses a subset of the lab; unused re-exports are expected.
 #[allow(unused_imports)]
-pub use pair::{pair_config, Pair, PAIR_IPS};
+pub use daemons::{
+    all_in, exchange, ip_states, line_of, read, socket_path, sorted, state_path, text,
+    write_config, Daemons, Group, Run, TIMING,
+};
+#[allow(unused_imports)]
+pub use pair::{pair_config, web, Pair, PAIR_IPS};
 #[allow(unused_imports)]
 pub use safety::{is_lab_addr, lab_addr, lab_cidr};
 #[allow(unused_imports)]
-pub use sample::{longest_double_hold, no_holder, Sample, Sampler};
+pub use sample::{longest_double_hold, longest_gap, no_holder, Sample, Sampler};
 #[allow(unused_imports)]
 pub use veth::VethLab;
 
