@@ -71,12 +71,10 @@ fn write(c: &Daemons, host: &Host, spec: &Spec) {
     c.write(host, TIMING, &groups);
 }
 
-#[test]
-fn status_shows_master_backup_and_why_they_swapped() {
-    if !lab::require_root() {
-        return;
-    }
-    let c = cluster("st-swap");
+/// a (advskew 0) and b (advskew 100) with [web] only, both daemons
+/// started and a holding [`WEB`]. Returns the pid of a's daemon too.
+fn web_pair(test: &str) -> (Daemons, Host, Host, u32) {
+    let c = cluster(test);
     let a = c.host("a", "192.0.2.1/24");
     let b = c.host("b", "192.0.2.2/24");
     write(&c, &a, &Spec::default());
@@ -88,9 +86,18 @@ fn status_shows_master_backup_and_why_they_swapped() {
             ..Spec::default()
         },
     );
-    c.start_ready(&a);
+    let pid_a = c.start_ready(&a);
     c.start_ready(&b);
     c.wait_holds(&a, &b, &WEB, 10 * SEC);
+    (c, a, b, pid_a)
+}
+
+#[test]
+fn status_shows_master_backup_and_why_they_swapped() {
+    if !lab::require_root() {
+        return;
+    }
+    let (c, a, b, _) = web_pair("st-swap");
     let gb = c.wait_group(&b, "web", "BACKUP hearing a", 5 * SEC, |g| {
         g.state == "BACKUP" && g.master.as_ref().is_some_and(|m| !m.this_host)
     });
@@ -294,21 +301,7 @@ fn demote_hands_over_like_sigterm_survives_a_restart_and_promote_takes_back() {
     if !lab::require_root() {
         return;
     }
-    let c = cluster("st-demote");
-    let a = c.host("a", "192.0.2.1/24");
-    let b = c.host("b", "192.0.2.2/24");
-    write(&c, &a, &Spec::default());
-    write(
-        &c,
-        &b,
-        &Spec {
-            advskew: 100,
-            ..Spec::default()
-        },
-    );
-    let pid_a = c.start_ready(&a);
-    c.start_ready(&b);
-    c.wait_holds(&a, &b, &WEB, 10 * SEC);
+    let (c, a, b, pid_a) = web_pair("st-demote");
     c.wait_group(&b, "web", "BACKUP", 5 * SEC, |g| g.state == "BACKUP");
 
     let sampler = c.lab.sampler(&[&a, &b]);
@@ -678,21 +671,7 @@ fn garbage_on_the_control_socket_leaves_adverts_on_time() {
     if !lab::require_root() {
         return;
     }
-    let c = cluster("st-garbage");
-    let a = c.host("a", "192.0.2.1/24");
-    let b = c.host("b", "192.0.2.2/24");
-    write(&c, &a, &Spec::default());
-    write(
-        &c,
-        &b,
-        &Spec {
-            advskew: 100,
-            ..Spec::default()
-        },
-    );
-    c.start_ready(&a);
-    c.start_ready(&b);
-    c.wait_holds(&a, &b, &WEB, 10 * SEC);
+    let (c, a, b, _) = web_pair("st-garbage");
     c.wait_group(&b, "web", "BACKUP", 5 * SEC, |g| g.state == "BACKUP");
     let sock = c.socket(&a);
 
