@@ -9,9 +9,7 @@
 
 mod lab;
 
-use lab::{Host, Lab};
-use std::fmt;
-use std::net::IpAddr;
+use lab::{sorted, Pair};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,96 +52,10 @@ fn legacy_config(dir: &Path, name: &str, carp2_vhid: bool, global: &str) -> Stri
     path.to_string_lossy().into_owned()
 }
 
-/// The result of one hook run.
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
-impl fmt::Display for Run {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.out, self.err
-        )
-    }
-}
-
-impl Run {
-    fn expect(&self, code: i32) -> &Run {
-        assert_eq!(self.code, Some(code), "{self}");
-        self
-    }
-
-    fn says(&self, text: &str) -> &Run {
-        assert!(
-            self.out.contains(text) || self.err.contains(text),
-            "expected {text:?} in the output:\n{self}"
-        );
-        self
-    }
-
-    fn never_says(&self, text: &str) -> &Run {
-        assert!(
-            !self.out.contains(text) && !self.err.contains(text),
-            "did not expect {text:?} in the output:\n{self}"
-        );
-        self
-    }
-}
-
-struct Site {
-    lab: Lab,
-    a: Host,
-    b: Host,
-    c: Host,
-    dir: PathBuf,
-}
-
-impl Site {
-    fn new(test: &str) -> Site {
-        let lab = Lab::new(test);
-        let a = lab.add_host("a", "192.0.2.1/24");
-        let b = lab.add_host("b", "192.0.2.2/24");
-        let c = lab.add_host("c", "192.0.2.100/24");
-        lab.route_onlink(&c, "203.0.113.0/24");
-        let dir = lab::workdir(&format!("hook-{test}"));
-        Site { lab, a, b, c, dir }
-    }
-
-    /// `ipfail hook -c CFG ARGS...` on host a.
-    fn hook(&self, cfg: &str, args: &[&str]) -> Run {
-        let bin = bin();
-        let mut all = vec![bin.to_str().unwrap_or_default(), "hook", "-c", cfg];
-        all.extend_from_slice(args);
-        let out = self.lab.sh(&self.a, &all);
-        Run {
-            code: out.status.code(),
-            out: String::from_utf8_lossy(&out.stdout).into_owned(),
-            err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// The 203.0.113.0/24 addresses on the host's eth0, sorted.
-    fn floating(&self, host: &Host) -> Vec<String> {
-        let mut ips: Vec<String> = self
-            .lab
-            .addrs(host)
-            .into_iter()
-            .filter(|ip| matches!(ip, IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
-            .map(|ip| ip.to_string())
-            .collect();
-        ips.sort();
-        ips
-    }
-}
-
-fn sorted(ips: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v
+/// The lab pair's hosts: a runs the hook, b plays the other holder, c is
+/// the client; configs and logs go in `s.dir`.
+fn site(test: &str) -> Pair {
+    Pair::new(&format!("hook-{test}"), &bin())
 }
 
 #[test]
@@ -151,7 +63,7 @@ fn link_up_takes_exactly_carp2_and_announces_it_link_down_releases_and_both_are_
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("updown");
+    let s = site("updown");
     let cfg = legacy_config(&s.dir, "legacy", false, "");
     // b served 203.0.113.5 until now, so the client's ARP cache points at b.
     s.lab.add_addr(&s.b, "203.0.113.5/32");
@@ -160,7 +72,7 @@ fn link_up_takes_exactly_carp2_and_announces_it_link_down_releases_and_both_are_
     s.lab.del_addr(&s.b, "203.0.113.5/32");
 
     let t = Instant::now();
-    let up = s.hook(&cfg, &["--carp=carp2", "--action=LINK_UP"]);
+    let up = s.hook(&s.a, &cfg, &["--carp=carp2", "--action=LINK_UP"]);
     eprintln!("LINK_UP run took {} ms", t.elapsed().as_millis());
     up.expect(0)
         .says("ipfail hook carp2 LINK_UP: acquiring 2 IPs on eth0")
@@ -179,14 +91,14 @@ fn link_up_takes_exactly_carp2_and_announces_it_link_down_releases_and_both_are_
     assert!(s.lab.ping(&s.c, "203.0.113.6", 2 * SEC), "c reaches a");
 
     // Separate-word options; a second LINK_UP changes nothing.
-    s.hook(&cfg, &["--carp", "carp2", "--action", "LINK_UP"])
+    s.hook(&s.a, &cfg, &["--carp", "carp2", "--action", "LINK_UP"])
         .expect(0)
         .says("203.0.113.5/32 already on eth0")
         .says("203.0.113.6/32 already on eth0")
         .never_says("added");
     assert_eq!(s.floating(&s.a), sorted(&CARP2));
 
-    s.hook(&cfg, &["--carp=carp2", "--action=LINK_DOWN"])
+    s.hook(&s.a, &cfg, &["--carp=carp2", "--action=LINK_DOWN"])
         .expect(0)
         .says("ipfail hook carp2 LINK_DOWN: releasing 2 IPs from eth0")
         .says("ipfail hook carp2 LINK_DOWN: removed 203.0.113.5/32 from eth0")
@@ -195,7 +107,7 @@ fn link_up_takes_exactly_carp2_and_announces_it_link_down_releases_and_both_are_
     assert!(s.floating(&s.a).is_empty());
     assert!(s.lab.has_addr(&s.a, "192.0.2.1"), "own address untouched");
 
-    s.hook(&cfg, &["--carp=carp2", "--action=LINK_DOWN"])
+    s.hook(&s.a, &cfg, &["--carp=carp2", "--action=LINK_DOWN"])
         .expect(0)
         .says("203.0.113.5/32 not on eth0")
         .never_says("removed");
@@ -207,16 +119,16 @@ fn vhid_at_interface_selects_the_section_with_that_vhid() {
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("vhid");
+    let s = site("vhid");
     let cfg = legacy_config(&s.dir, "vhid", true, "");
-    s.hook(&cfg, &["--carp=2@eth0", "--action=MASTER"])
+    s.hook(&s.a, &cfg, &["--carp=2@eth0", "--action=MASTER"])
         .expect(0)
         .says("ipfail hook carp2 MASTER: acquiring 2 IPs on eth0 (selected by 2@eth0)")
         .says("added 203.0.113.5/32 on eth0");
     assert_eq!(s.floating(&s.a), sorted(&CARP2));
 
     // Lower case works too.
-    s.hook(&cfg, &["--carp", "2@eth0", "--action", "backup"])
+    s.hook(&s.a, &cfg, &["--carp", "2@eth0", "--action", "backup"])
         .expect(0)
         .says("ipfail hook carp2 BACKUP: releasing 2 IPs from eth0")
         .says("removed 203.0.113.6/32 from eth0");
@@ -226,7 +138,7 @@ fn vhid_at_interface_selects_the_section_with_that_vhid() {
         ("3@eth0", "no section has vhid 3 on interface eth0"),
         ("2@eth1", "no section has vhid 2 on interface eth1"),
     ] {
-        s.hook(&cfg, &["--carp", carp, "--action=MASTER"])
+        s.hook(&s.a, &cfg, &["--carp", carp, "--action=MASTER"])
             .expect(2)
             .says(why)
             .says("(sections with a vhid: 2@eth0 [carp2])")
@@ -240,11 +152,11 @@ fn an_ip_live_on_another_host_is_not_added_unless_forced() {
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("live");
+    let s = site("live");
     let cfg = legacy_config(&s.dir, "live", false, "");
     s.lab.add_addr(&s.b, "203.0.113.6/32");
 
-    s.hook(&cfg, &["--carp=carp2", "--action=LINK_UP"])
+    s.hook(&s.a, &cfg, &["--carp=carp2", "--action=LINK_UP"])
         .expect(1)
         .says("added 203.0.113.5/32 on eth0")
         .says(&format!(
@@ -255,7 +167,7 @@ fn an_ip_live_on_another_host_is_not_added_unless_forced() {
     assert_eq!(s.floating(&s.a), ["203.0.113.5"]);
 
     // The operator knows b is a zombie: --force skips the probe.
-    s.hook(&cfg, &["--carp=carp2", "--action=LINK_UP", "--force"])
+    s.hook(&s.a, &cfg, &["--carp=carp2", "--action=LINK_UP", "--force"])
         .expect(0)
         .says("probe skipped (--force)")
         .says("203.0.113.5/32 already on eth0")
@@ -268,23 +180,28 @@ fn dry_run_reports_what_it_would_do_and_changes_nothing() {
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("dry");
+    let s = site("dry");
     let cfg = legacy_config(&s.dir, "dry", false, "");
     s.lab.add_addr(&s.b, "203.0.113.6/32");
 
-    s.hook(&cfg, &["--carp=carp2", "--action=LINK_UP", "--dry-run"])
-        .expect(1)
-        .says("acquiring 2 IPs on eth0 (dry run: changing nothing)")
-        .says("would add 203.0.113.5/32 on eth0")
-        .says(&format!(
-            "203.0.113.6/32: would not be added: answered ARP from {}",
-            s.b.mac
-        ))
-        .says("dry run done: nothing changed; 1 of 2 IPs would not be added")
-        .never_says("announced");
+    s.hook(
+        &s.a,
+        &cfg,
+        &["--carp=carp2", "--action=LINK_UP", "--dry-run"],
+    )
+    .expect(1)
+    .says("acquiring 2 IPs on eth0 (dry run: changing nothing)")
+    .says("would add 203.0.113.5/32 on eth0")
+    .says(&format!(
+        "203.0.113.6/32: would not be added: answered ARP from {}",
+        s.b.mac
+    ))
+    .says("dry run done: nothing changed; 1 of 2 IPs would not be added")
+    .never_says("announced");
     assert!(s.floating(&s.a).is_empty());
 
     s.hook(
+        &s.a,
         &cfg,
         &["--carp=carp2", "--action=LINK_UP", "--dry-run", "--force"],
     )
@@ -293,11 +210,15 @@ fn dry_run_reports_what_it_would_do_and_changes_nothing() {
     assert!(s.floating(&s.a).is_empty());
 
     s.lab.add_addr(&s.a, "203.0.113.5/32");
-    s.hook(&cfg, &["--carp=carp2", "--action=LINK_DOWN", "--dry-run"])
-        .expect(0)
-        .says("would remove 203.0.113.5/32 from eth0")
-        .says("203.0.113.6/32 not on eth0")
-        .says("dry run done: nothing changed");
+    s.hook(
+        &s.a,
+        &cfg,
+        &["--carp=carp2", "--action=LINK_DOWN", "--dry-run"],
+    )
+    .expect(0)
+    .says("would remove 203.0.113.5/32 from eth0")
+    .says("203.0.113.6/32 not on eth0")
+    .says("dry run done: nothing changed");
     assert_eq!(s.floating(&s.a), ["203.0.113.5"]);
 }
 
@@ -309,7 +230,7 @@ fn twenty_concurrent_alternating_runs_end_in_the_last_ones_state() {
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("race");
+    let s = site("race");
     let cfg = legacy_config(
         &s.dir,
         "race",
@@ -385,7 +306,7 @@ fn unknown_section_unknown_action_and_a_bad_config_touch_nothing() {
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("bad");
+    let s = site("bad");
     let cfg = legacy_config(&s.dir, "good", false, "");
     for ip in CARP2 {
         s.lab.add_addr(&s.a, &format!("{ip}/32"));
@@ -431,7 +352,7 @@ fn unknown_section_unknown_action_and_a_bad_config_touch_nothing() {
         ),
     ];
     for (cfg, args, why) in cases {
-        s.hook(cfg, &args).expect(2).says(&why);
+        s.hook(&s.a, cfg, &args).expect(2).says(&why);
         assert_eq!(s.floating(&s.a), sorted(&CARP2), "after {args:?}");
     }
 }
@@ -441,7 +362,7 @@ fn a_group_the_running_daemon_elects_is_left_alone() {
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("daemon");
+    let s = site("daemon");
     // The daemon elects [carp2] (vhid 2); [carp1] has no vhid: hook only.
     let cfg = legacy_config(&s.dir, "daemon", true, "");
     let pid = s.lab.spawn(
@@ -470,13 +391,13 @@ fn a_group_the_running_daemon_elects_is_left_alone() {
         ["--carp=2@eth0", "--action=BACKUP"],
     ] {
         let t = Instant::now();
-        s.hook(&cfg, &args).expect(3).says(&owned);
+        s.hook(&s.a, &cfg, &args).expect(3).says(&owned);
         assert!(t.elapsed() < 5 * SEC, "gave up at once");
         assert_eq!(s.floating(&s.a), sorted(&CARP2), "after {args:?}");
     }
 
     // A group the daemon does not elect is the hook's.
-    s.hook(&cfg, &["--carp=carp1", "--action=LINK_UP"])
+    s.hook(&s.a, &cfg, &["--carp=carp1", "--action=LINK_UP"])
         .expect(0)
         .says("added 203.0.113.2/32 on eth0");
     let mut both = sorted(&CARP1);
@@ -492,7 +413,7 @@ fn a_group_the_running_daemon_elects_is_left_alone() {
         sorted(&CARP1),
         "the daemon released carp2"
     );
-    s.hook(&cfg, &["--carp=carp2", "--action=LINK_UP"])
+    s.hook(&s.a, &cfg, &["--carp=carp2", "--action=LINK_UP"])
         .expect(0)
         .says("added 203.0.113.5/32 on eth0");
     assert_eq!(s.floating(&s.a), both);
@@ -505,7 +426,7 @@ fn the_packaged_devd_actions_run_the_hook() {
     if !lab::require_root() {
         return;
     }
-    let s = Site::new("devd");
+    let s = site("devd");
     let cfg = legacy_config(&s.dir, "devd", true, "");
     let conf =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/devd.conf"))
@@ -562,7 +483,7 @@ fn ucarp_moves_the_group_through_the_packaged_script() {
         eprintln!("SKIPPED: ucarp not installed (run scripts/deps)");
         return;
     }
-    let s = Site::new("ucarp");
+    let s = site("ucarp");
     let cfg = legacy_config(&s.dir, "ucarp", false, "");
     let script = s.dir.join("ucarp-updown");
     std::fs::copy(

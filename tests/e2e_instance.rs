@@ -8,65 +8,39 @@
 
 mod lab;
 
-use lab::{Host, Lab};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use lab::{line_of, read, socket_path, text, write_config, Daemons, Group, Host};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const IPS: [&str; 2] = ["203.0.113.10", "203.0.113.11"];
 const SEC: Duration = Duration::from_secs(1);
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ipfail"))
+/// A daemon config `name` under `dir` (its own control socket and state
+/// directory) for [web] (vhid 10) with [`IPS`]; `extra_ip` is appended to
+/// `ips` on a line of its own. Returns the path and the line of `extra_ip`.
+fn config(dir: &Path, name: &str, extra_ip: Option<&str>) -> (String, usize) {
+    let mut ips = IPS.to_vec();
+    ips.extend(extra_ip);
+    let web = Group {
+        name: "web",
+        vhid: 10,
+        advskew: None,
+        pass: "secret",
+        extra: "",
+        ips: &ips,
+    };
+    let timing = "probe_timeout = 0.2\ngarp_interval = 0.1\n";
+    let path = write_config(dir, name, timing, &[web]);
+    let line = extra_ip.map_or(0, |ip| line_of(&path, ip));
+    (path, line)
 }
 
-/// A daemon config for host `name` with its own control socket and state
-/// directory under `dir`; `extra_ip` is appended to `ips` on a line of its
-/// own. Returns the path and the line of `extra_ip`.
-fn write_config(dir: &Path, name: &str, extra_ip: Option<&str>) -> (String, usize) {
-    let mut text = format!(
-        "[ipfail]\n\
-         control_socket = {sock}\n\
-         state_dir = {state}\n\
-         probe_timeout = 0.2\n\
-         garp_interval = 0.1\n\
-         \n\
-         [web]\n\
-         interface = eth0\n\
-         vhid = 10\n\
-         pass = secret\n\
-         ips : {ips}\n",
-        sock = dir
-            .join(format!("{name}-run"))
-            .join("ipfail.sock")
-            .display(),
-        state = dir.join(format!("{name}-state")).display(),
-        ips = IPS.join("\n      "),
-    );
-    let mut line = 0;
-    if let Some(ip) = extra_ip {
-        text.push_str(&format!("      {ip}\n"));
-        line = text.lines().count();
-    }
-    let path = dir.join(format!("{name}.cfg"));
-    std::fs::write(&path, text).expect("write config");
-    (path.to_string_lossy().into_owned(), line)
+fn daemons(test: &str) -> Daemons {
+    Daemons::new(test, Path::new(env!("CARGO_BIN_EXE_ipfail")))
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn holds_all(lab: &Lab, host: &Host) -> bool {
-    IPS.iter().all(|ip| lab.has_addr(host, ip))
+fn holds_all(d: &Daemons, host: &Host) -> bool {
+    d.holds(host, &IPS)
 }
 
 /// `ips = 192.0.2.1/24` on the host whose eth0 is 192.0.2.1/24: the daemon
@@ -78,12 +52,12 @@ fn the_daemon_refuses_the_hosts_own_address_and_leaves_it_alone() {
     if !lab::require_root() {
         return;
     }
-    let lab = Lab::new("own-addr");
-    let a = lab.add_host("a", "192.0.2.1/24");
-    let dir = lab::workdir("own-addr");
-    let (cfg, line) = write_config(&dir, "a", Some("192.0.2.1/24"));
+    let d = daemons("own-addr");
+    let (lab, dir) = (&d.lab, &d.dir);
+    let a = d.host("a", "192.0.2.1/24");
+    let (cfg, line) = config(dir, "a", Some("192.0.2.1/24"));
     let log = dir.join("a.log");
-    let pid = lab.spawn(&a, &bin(), &["daemon", "-c", &cfg], &log);
+    let pid = d.start(&a);
     let status = lab.wait_exit(pid, 10 * SEC).expect("the daemon exits");
     assert!(!status.success(), "{status}");
     let said = read(&log);
@@ -102,7 +76,7 @@ fn the_daemon_refuses_the_hosts_own_address_and_leaves_it_alone() {
         assert!(!lab.has_addr(&a, ip), "{ip} was not added");
     }
     assert!(
-        !dir.join("a-run").join("ipfail.sock").exists(),
+        !socket_path(dir, "a").exists(),
         "no control socket was bound"
     );
     // Still reachable on its address: the neighbour answers.
@@ -124,23 +98,23 @@ fn a_second_daemon_in_the_namespace_is_refused_and_the_first_keeps_its_ips() {
     if !lab::require_root() {
         return;
     }
-    let lab = Lab::new("instance");
-    let a = lab.add_host("a", "192.0.2.1/24");
-    let dir = lab::workdir("instance");
-    let (first_cfg, _) = write_config(&dir, "first", None);
-    let (second_cfg, _) = write_config(&dir, "second", None);
+    let d = daemons("instance");
+    let (lab, dir) = (&d.lab, &d.dir);
+    let a = d.host("a", "192.0.2.1/24");
+    let (first_cfg, _) = config(dir, "first", None);
+    let (second_cfg, _) = config(dir, "second", None);
     let first = lab.spawn(
         &a,
-        &bin(),
+        d.bin(),
         &["daemon", "-c", &first_cfg],
         &dir.join("first.log"),
     );
     lab.wait_until("the first daemon holds the IPs", 15 * SEC, || {
-        holds_all(&lab, &a).then_some(())
+        holds_all(&d, &a).then_some(())
     });
 
     let second_log = dir.join("second.log");
-    let second = lab.spawn(&a, &bin(), &["daemon", "-c", &second_cfg], &second_log);
+    let second = lab.spawn(&a, d.bin(), &["daemon", "-c", &second_cfg], &second_log);
     let status = lab
         .wait_exit(second, 10 * SEC)
         .expect("the second daemon exits");
@@ -154,31 +128,21 @@ fn a_second_daemon_in_the_namespace_is_refused_and_the_first_keeps_its_ips() {
         "{said}"
     );
     assert!(
-        !dir.join("second-run").join("ipfail.sock").exists(),
+        !socket_path(dir, "second").exists(),
         "the second daemon bound no control socket"
     );
     // The first is untouched: still running, still holding every IP, for a
     // while (the second's exit removed nothing).
     let until = Instant::now() + 2 * SEC;
     while Instant::now() < until {
-        assert!(holds_all(&lab, &a), "the first daemon lost an IP");
+        assert!(holds_all(&d, &a), "the first daemon lost an IP");
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(lab.exit_status(first).is_none(), "the first daemon runs on");
 
     // The group lock is the namespace's too: a hook run with the second
     // file (another lock directory) finds the daemon's lock.
-    let out = lab.sh(
-        &a,
-        &[
-            bin().to_str().unwrap_or_default(),
-            "hook",
-            "--carp=web",
-            "--action=BACKUP",
-            "-c",
-            &second_cfg,
-        ],
-    );
+    let out = d.ipfail_cfg(&a, &second_cfg, &["hook", "--carp=web", "--action=BACKUP"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains(&format!(
@@ -187,19 +151,11 @@ fn a_second_daemon_in_the_namespace_is_refused_and_the_first_keeps_its_ips() {
         "{}",
         text(&out)
     );
-    assert!(holds_all(&lab, &a), "the hook removed nothing");
+    assert!(holds_all(&d, &a), "the hook removed nothing");
 
     // A reload that would add the host's own address changes nothing.
-    let (_, line) = write_config(&dir, "first", Some("192.0.2.1/24"));
-    let out = lab.sh(
-        &a,
-        &[
-            bin().to_str().unwrap_or_default(),
-            "reload",
-            "-c",
-            &first_cfg,
-        ],
-    );
+    let (_, line) = config(dir, "first", Some("192.0.2.1/24"));
+    let out = d.ipfail_cfg(&a, &first_cfg, &["reload"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(&format!(
@@ -210,16 +166,16 @@ fn a_second_daemon_in_the_namespace_is_refused_and_the_first_keeps_its_ips() {
     );
     assert!(text(&out).contains("nothing changed"), "{}", text(&out));
     assert!(lab.has_addr(&a, "192.0.2.1"), "the host's address stays");
-    assert!(holds_all(&lab, &a), "the group is untouched");
+    assert!(holds_all(&d, &a), "the group is untouched");
     assert!(lab.exit_status(first).is_none(), "the first daemon runs on");
 
     // Gone (its lock released by the kernel), the second may start.
     assert!(lab.signal(first, "TERM"));
     let status = lab.wait_exit(first, 10 * SEC).expect("the first exits");
     assert!(status.success(), "{status}");
-    let again = lab.spawn(&a, &bin(), &["daemon", "-c", &second_cfg], &second_log);
+    let again = lab.spawn(&a, d.bin(), &["daemon", "-c", &second_cfg], &second_log);
     lab.wait_until("the second daemon holds the IPs", 15 * SEC, || {
-        holds_all(&lab, &a).then_some(())
+        holds_all(&d, &a).then_some(())
     });
     assert!(lab.exit_status(again).is_none(), "the second daemon runs");
     assert!(lab.signal(again, "TERM"));

@@ -8,24 +8,18 @@
 
 mod lab;
 
-use ipfail::control::schema::GroupStatus;
-use ipfail::control::Status;
-use lab::{Host, Lab, Sample};
-use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use lab::{all_in, exchange, ip_states, longest_gap, text, Daemons, Group, Host, TIMING};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+const BIN: &str = env!("CARGO_BIN_EXE_ipfail");
 const WEB: [&str; 3] = ["203.0.113.10", "203.0.113.11", "203.0.113.12"];
 const DB: [&str; 2] = ["203.0.113.20", "203.0.113.21"];
 const SEC: Duration = Duration::from_secs(1);
-
-fn bin() -> String {
-    env!("CARGO_BIN_EXE_ipfail").to_string()
-}
 
 /// One host's configuration; `web_extra` lines go into [web].
 #[derive(Clone, Copy)]
@@ -50,215 +44,52 @@ impl Default for Spec<'_> {
     }
 }
 
-struct Cluster {
-    lab: Lab,
-    dir: PathBuf,
-    pids: std::sync::Mutex<HashMap<String, u32>>,
+fn cluster(test: &str) -> Daemons {
+    Daemons::new(test, Path::new(BIN))
 }
 
-impl Cluster {
-    fn new(test: &str) -> Cluster {
-        Cluster {
-            lab: Lab::new(test),
-            dir: lab::workdir(test),
-            pids: Default::default(),
-        }
-    }
-
-    fn host(&self, name: &str, addr: &str) -> Host {
-        self.lab.add_host(name, addr)
-    }
-
-    fn cfg(&self, host: &Host) -> String {
-        self.dir
-            .join(format!("{}.cfg", host.name))
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    fn socket(&self, host: &Host) -> PathBuf {
-        // A directory per host: it also holds the host's group lock files.
-        self.dir
-            .join(format!("{}-run", host.name))
-            .join("ipfail.sock")
-    }
-
-    fn state_dir(&self, host: &Host) -> PathBuf {
-        self.dir.join(format!("{}-state", host.name))
-    }
-
-    fn write(&self, host: &Host, spec: &Spec) {
-        let mut text = format!(
-            "[ipfail]\n\
-             control_socket = {sock}\n\
-             state_dir = {state}\n\
-             probe_timeout = 0.2\n\
-             reprobe_interval = 0.3\n\
-             garp_interval = 0.2\n\
-             \n\
-             [web]\n\
-             interface = eth0\n\
-             vhid = 10\n\
-             advskew = {advskew}\n\
-             pass = {pass}\n\
-             {extra}\
-             ips : {ips}\n",
-            sock = self.socket(host).display(),
-            state = self.state_dir(host).display(),
-            advskew = spec.advskew,
-            pass = spec.pass,
-            extra = spec.web_extra,
-            ips = spec.web_ips.join("\n      "),
-        );
-        if let Some(skew) = spec.db {
-            text.push_str(&format!(
-                "\n[db]\ninterface = eth0\nvhid = 20\nadvskew = {skew}\npass = other\nips = {}\n",
-                DB.join(" ")
-            ));
-        }
-        std::fs::write(self.cfg(host), text).expect("write config");
-    }
-
-    fn start(&self, host: &Host) -> u32 {
-        let log = self.dir.join(format!("{}.log", host.name));
-        let pid = self.lab.spawn(
-            host,
-            Path::new(&bin()),
-            &["daemon", "-c", &self.cfg(host)],
-            &log,
-        );
-        self.pids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(host.name.clone(), pid);
-        // Wait for the control socket, so a test never races the start.
-        self.lab
-            .wait_until(&format!("{} answers status", host.name), 10 * SEC, || {
-                self.try_status(host)
-            });
-        pid
-    }
-
-    fn log(&self, host: &Host) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{}.log", host.name))).unwrap_or_default()
-    }
-
-    /// `ipfail ARGS -c CFG` inside the host's namespace.
-    fn ipfail(&self, host: &Host, args: &[&str]) -> Output {
-        let cfg = self.cfg(host);
-        let b = bin();
-        let mut all: Vec<&str> = vec![b.as_str()];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["-c", &cfg]);
-        self.lab.sh(host, &all)
-    }
-
-    fn try_status(&self, host: &Host) -> Option<Status> {
-        let out = self.ipfail(host, &["status", "--json"]);
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    fn status(&self, host: &Host) -> Status {
-        let out = self.ipfail(host, &["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "status on {} failed: {}{}",
-            host.name,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("status --json is not a status document: {e}"))
-    }
-
-    fn group(&self, host: &Host, name: &str) -> GroupStatus {
-        self.status(host)
-            .groups
-            .into_iter()
-            .find(|g| g.name == name)
-            .unwrap_or_else(|| panic!("no group {name} in the status of {}", host.name))
-    }
-
-    /// Waits until `cond` holds for the host's group `name`; returns it.
-    fn wait_group(
-        &self,
-        host: &Host,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        cond: impl Fn(&GroupStatus) -> bool,
-    ) -> GroupStatus {
-        self.lab
-            .wait_until(&format!("{}: {name} {what}", host.name), timeout, || {
-                let s = self.try_status(host)?;
-                s.groups.into_iter().find(|g| g.name == name && cond(g))
-            })
-    }
-
-    fn holds(&self, host: &Host, ips: &[&str]) -> bool {
-        let addrs = self.lab.addrs(host);
-        ips.iter()
-            .all(|ip| addrs.contains(&ip.parse::<IpAddr>().expect("literal")))
-    }
-
-    fn holds_none(&self, host: &Host, ips: &[&str]) -> bool {
-        let addrs = self.lab.addrs(host);
-        !ips.iter()
-            .any(|ip| addrs.contains(&ip.parse::<IpAddr>().expect("literal")))
-    }
-
-    fn wait_holder(&self, host: &Host, other: &Host, ips: &[&str], timeout: Duration) -> Instant {
-        self.lab.wait_until(
-            &format!("{} holds {ips:?} and {} none", host.name, other.name),
-            timeout,
-            || (self.holds(host, ips) && self.holds_none(other, ips)).then(Instant::now),
-        )
-    }
+/// Writes the host's config: [web] (vhid 10) and, with `spec.db`, [db]
+/// (vhid 20, pass `other`, [`DB`]).
+fn write(c: &Daemons, host: &Host, spec: &Spec) {
+    let web = Group {
+        name: "web",
+        vhid: 10,
+        advskew: Some(spec.advskew),
+        pass: spec.pass,
+        extra: spec.web_extra,
+        ips: spec.web_ips,
+    };
+    let db = spec.db.map(|skew| Group {
+        name: "db",
+        vhid: 20,
+        advskew: Some(skew),
+        pass: "other",
+        extra: "",
+        ips: &DB,
+    });
+    let groups: Vec<Group> = std::iter::once(web).chain(db).collect();
+    c.write(host, TIMING, &groups);
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ip_states(g: &GroupStatus) -> Vec<(String, String)> {
-    g.ips
-        .iter()
-        .map(|i| (i.ip.clone(), i.state.clone()))
-        .collect()
-}
-
-fn all_in(g: &GroupStatus, state: &str) -> bool {
-    !g.ips.is_empty() && g.ips.iter().all(|i| i.state == state)
-}
-
-/// The longest time in which no sampled host held `ip`, from the first
-/// sample on (each host's holdings are those of its latest sample).
-fn longest_gap(samples: &[Sample], ip: IpAddr) -> Duration {
-    let mut sorted: Vec<&Sample> = samples.iter().collect();
-    sorted.sort_by_key(|s| s.at);
-    let mut held: HashMap<&str, bool> = HashMap::new();
-    let mut gap_start: Option<Instant> = None;
-    let mut longest = Duration::ZERO;
-    for s in sorted {
-        held.insert(s.host.as_str(), s.addrs.contains(&ip));
-        let anyone = held.values().any(|h| *h);
-        match (anyone, gap_start) {
-            (false, None) => gap_start = Some(s.at),
-            (true, Some(start)) => {
-                longest = longest.max(s.at - start);
-                gap_start = None;
-            }
-            _ => {}
-        }
-    }
-    longest
+/// a (advskew 0) and b (advskew 100) with [web] only, both daemons
+/// started and a holding [`WEB`]. Returns the pid of a's daemon too.
+fn web_pair(test: &str) -> (Daemons, Host, Host, u32) {
+    let c = cluster(test);
+    let a = c.host("a", "192.0.2.1/24");
+    let b = c.host("b", "192.0.2.2/24");
+    write(&c, &a, &Spec::default());
+    write(
+        &c,
+        &b,
+        &Spec {
+            advskew: 100,
+            ..Spec::default()
+        },
+    );
+    let pid_a = c.start_ready(&a);
+    c.start_ready(&b);
+    c.wait_holds(&a, &b, &WEB, 10 * SEC);
+    (c, a, b, pid_a)
 }
 
 #[test]
@@ -266,20 +97,7 @@ fn status_shows_master_backup_and_why_they_swapped() {
     if !lab::require_root() {
         return;
     }
-    let c = Cluster::new("st-swap");
-    let a = c.host("a", "192.0.2.1/24");
-    let b = c.host("b", "192.0.2.2/24");
-    c.write(&a, &Spec::default());
-    c.write(
-        &b,
-        &Spec {
-            advskew: 100,
-            ..Spec::default()
-        },
-    );
-    c.start(&a);
-    c.start(&b);
-    c.wait_holder(&a, &b, &WEB, 10 * SEC);
+    let (c, a, b, _) = web_pair("st-swap");
     let gb = c.wait_group(&b, "web", "BACKUP hearing a", 5 * SEC, |g| {
         g.state == "BACKUP" && g.master.as_ref().is_some_and(|m| !m.this_host)
     });
@@ -378,7 +196,7 @@ fn status_shows_master_backup_and_why_they_swapped() {
     let log = c.dir.join("second.log");
     let pid = c
         .lab
-        .spawn(&a, Path::new(&bin()), &["daemon", "-c", &c.cfg(&a)], &log);
+        .spawn(&a, Path::new(BIN), &["daemon", "-c", &c.cfg(&a)], &log);
     let st = c.lab.wait_exit(pid, 5 * SEC).expect("second daemon exits");
     assert!(!st.success());
     let second = std::fs::read_to_string(&log).unwrap_or_default();
@@ -395,12 +213,13 @@ fn auth_failures_say_whether_the_pass_or_the_address_list_differs() {
     if !lab::require_root() {
         return;
     }
-    let c = Cluster::new("st-auth");
+    let c = cluster("st-auth");
     let a = c.host("a", "192.0.2.1/24");
     let d = c.host("d", "192.0.2.4/24");
     let e = c.host("e", "192.0.2.5/24");
-    c.write(&a, &Spec::default());
-    c.write(
+    write(&c, &a, &Spec::default());
+    write(
+        &c,
         &d,
         &Spec {
             advskew: 50,
@@ -409,7 +228,8 @@ fn auth_failures_say_whether_the_pass_or_the_address_list_differs() {
         },
     );
     // Same pass, but its HMAC covers one address only (as ucarp's would).
-    c.write(
+    write(
+        &c,
         &e,
         &Spec {
             advskew: 50,
@@ -417,8 +237,8 @@ fn auth_failures_say_whether_the_pass_or_the_address_list_differs() {
             ..Spec::default()
         },
     );
-    c.start(&a);
-    let pid_d = c.start(&d);
+    c.start_ready(&a);
+    let pid_d = c.start_ready(&d);
     // d cannot verify a's adverts, so it becomes master and advertises.
     let ga = c.wait_group(&a, "web", "an auth failure from d", 15 * SEC, |g| {
         g.auth
@@ -457,7 +277,7 @@ fn auth_failures_say_whether_the_pass_or_the_address_list_differs() {
 
     assert!(c.lab.signal(pid_d, "TERM"));
     c.lab.wait_exit(pid_d, 5 * SEC).expect("d stops");
-    c.start(&e);
+    c.start_ready(&e);
     let ga = c.wait_group(&a, "web", "an auth failure from e", 15 * SEC, |g| {
         g.auth
             .as_ref()
@@ -481,20 +301,7 @@ fn demote_hands_over_like_sigterm_survives_a_restart_and_promote_takes_back() {
     if !lab::require_root() {
         return;
     }
-    let c = Cluster::new("st-demote");
-    let a = c.host("a", "192.0.2.1/24");
-    let b = c.host("b", "192.0.2.2/24");
-    c.write(&a, &Spec::default());
-    c.write(
-        &b,
-        &Spec {
-            advskew: 100,
-            ..Spec::default()
-        },
-    );
-    let pid_a = c.start(&a);
-    c.start(&b);
-    c.wait_holder(&a, &b, &WEB, 10 * SEC);
+    let (c, a, b, pid_a) = web_pair("st-demote");
     c.wait_group(&b, "web", "BACKUP", 5 * SEC, |g| g.state == "BACKUP");
 
     let sampler = c.lab.sampler(&[&a, &b]);
@@ -506,7 +313,7 @@ fn demote_hands_over_like_sigterm_survives_a_restart_and_promote_takes_back() {
         "{}",
         text(&out)
     );
-    let moved = c.wait_holder(&b, &a, &WEB, 5 * SEC);
+    let moved = c.wait_holds(&b, &a, &WEB, 5 * SEC);
     std::thread::sleep(SEC / 2);
     let samples = sampler.stop();
     let demote_ms = (moved - t).as_millis();
@@ -538,7 +345,7 @@ fn demote_hands_over_like_sigterm_survives_a_restart_and_promote_takes_back() {
     assert!(c.lab.signal(pid_a, "TERM"));
     c.lab.wait_exit(pid_a, 5 * SEC).expect("a stops");
     let restarted = Instant::now();
-    let pid_a = c.start(&a);
+    let pid_a = c.start_ready(&a);
     let ga = c.wait_group(&a, "web", "BACKUP hearing b", 10 * SEC, |g| {
         g.state == "BACKUP" && g.master.as_ref().is_some_and(|m| m.address == "192.0.2.2")
     });
@@ -558,7 +365,7 @@ fn demote_hands_over_like_sigterm_survives_a_restart_and_promote_takes_back() {
     let out = c.ipfail(&a, &["promote", "web"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("web: promoted"), "{}", text(&out));
-    let back = c.wait_holder(&a, &b, &WEB, 5 * SEC);
+    let back = c.wait_holds(&a, &b, &WEB, 5 * SEC);
     eprintln!("promote -> a holds all: {} ms", (back - t).as_millis());
     let ga = c.wait_group(&a, "web", "MASTER", 5 * SEC, |g| g.state == "MASTER");
     assert!(!ga.demoted);
@@ -573,7 +380,7 @@ fn demote_hands_over_like_sigterm_survives_a_restart_and_promote_takes_back() {
     let sampler = c.lab.sampler(&[&a, &b]);
     let t = Instant::now();
     assert!(c.lab.signal(pid_a, "TERM"));
-    let moved = c.wait_holder(&b, &a, &WEB, 5 * SEC);
+    let moved = c.wait_holds(&b, &a, &WEB, 5 * SEC);
     std::thread::sleep(SEC / 2);
     let samples = sampler.stop();
     let term_gap = longest_gap(&samples, WEB[0].parse().expect("ip"));
@@ -597,7 +404,7 @@ fn reload_adds_an_ip_without_a_blip_and_other_groups_stay_untouched() {
     if !lab::require_root() {
         return;
     }
-    let c = Cluster::new("st-reload");
+    let c = cluster("st-reload");
     let a = c.host("a", "192.0.2.1/24");
     let b = c.host("b", "192.0.2.2/24");
     let spec_a = Spec {
@@ -609,12 +416,12 @@ fn reload_adds_an_ip_without_a_blip_and_other_groups_stay_untouched() {
         db: Some(100),
         ..Spec::default()
     };
-    c.write(&a, &spec_a);
-    c.write(&b, &spec_b);
-    let pid_a = c.start(&a);
-    c.start(&b);
+    write(&c, &a, &spec_a);
+    write(&c, &b, &spec_b);
+    let pid_a = c.start_ready(&a);
+    c.start_ready(&b);
     let all: Vec<&str> = WEB.iter().chain(DB.iter()).copied().collect();
-    c.wait_holder(&a, &b, &all, 10 * SEC);
+    c.wait_holds(&a, &b, &all, 10 * SEC);
     c.wait_group(&b, "web", "BACKUP", 5 * SEC, |g| g.state == "BACKUP");
     c.wait_group(&b, "db", "BACKUP", 5 * SEC, |g| g.state == "BACKUP");
     let before_a = c.group(&a, "web");
@@ -628,14 +435,16 @@ fn reload_adds_an_ip_without_a_blip_and_other_groups_stay_untouched() {
         "203.0.113.12",
         "203.0.113.13",
     ];
-    c.write(
+    write(
+        &c,
         &a,
         &Spec {
             web_ips: &more,
             ..spec_a
         },
     );
-    c.write(
+    write(
+        &c,
         &b,
         &Spec {
             web_ips: &more,
@@ -679,7 +488,8 @@ fn reload_adds_an_ip_without_a_blip_and_other_groups_stay_untouched() {
     assert!(gb.ips.len() == 4 && all_in(&gb, "absent"), "{gb:?}");
 
     // Edit the unrelated group on a (a restart of db), by SIGHUP this time.
-    c.write(
+    write(
+        &c,
         &a,
         &Spec {
             web_ips: &more,
@@ -721,14 +531,15 @@ fn reload_adds_an_ip_without_a_blip_and_other_groups_stay_untouched() {
     assert_eq!(ga.state, "MASTER");
 
     // Dropping the IP again removes it from the master, still without a blip.
-    c.write(
+    write(
+        &c,
         &a,
         &Spec {
             db: Some(50),
             ..Spec::default()
         },
     );
-    c.write(&b, &spec_b);
+    write(&c, &b, &spec_b);
     for h in [&a, &b] {
         let out = c.ipfail(h, &["reload"]);
         assert!(text(&out).contains("web: ips +0 -1"), "{}", text(&out));
@@ -785,17 +596,17 @@ fn check_exit_codes_for_ok_conflict_and_daemon_down() {
     if !lab::require_root() {
         return;
     }
-    let c = Cluster::new("st-check");
+    let c = cluster("st-check");
     let a = c.host("a", "192.0.2.1/24");
     let t = c.host("t", "192.0.2.3/24");
-    c.write(&a, &Spec::default());
-    let check = |c: &Cluster| {
+    write(&c, &a, &Spec::default());
+    let check = |c: &Daemons| {
         let out = c.ipfail(&a, &["status", "--check"]);
         (out.status.code(), text(&out))
     };
     // A third host still answers for .11: a takes the rest, not that one.
     c.lab.add_addr(&t, "203.0.113.11/32");
-    let pid = c.start(&a);
+    let pid = c.start_ready(&a);
     c.wait_group(&a, "web", "a conflict", 10 * SEC, |g| {
         g.ips.iter().any(|i| i.state == "conflict")
     });
@@ -849,23 +660,10 @@ fn check_exit_codes_for_ok_conflict_and_daemon_down() {
     // An unreadable configuration is UNKNOWN.
     let out = c.lab.sh(
         &a,
-        &[&bin(), "status", "--check", "-c", "/nonexistent/ipfail.cfg"],
+        &[BIN, "status", "--check", "-c", "/nonexistent/ipfail.cfg"],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).starts_with("IPFAIL UNKNOWN - /nonexistent/ipfail.cfg: cannot read"));
-}
-
-/// Sends `data` on a fresh connection and returns the reply line, if any.
-fn exchange(sock: &Path, data: &[u8]) -> Option<String> {
-    let mut s = UnixStream::connect(sock).ok()?;
-    s.set_read_timeout(Some(7 * SEC)).ok()?;
-    s.set_write_timeout(Some(7 * SEC)).ok()?;
-    // The daemon may answer and close before reading it all: ignore EPIPE.
-    let _ = s.write_all(data);
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line).ok()?;
-    Some(line)
 }
 
 #[test]
@@ -873,20 +671,7 @@ fn garbage_on_the_control_socket_leaves_adverts_on_time() {
     if !lab::require_root() {
         return;
     }
-    let c = Cluster::new("st-garbage");
-    let a = c.host("a", "192.0.2.1/24");
-    let b = c.host("b", "192.0.2.2/24");
-    c.write(&a, &Spec::default());
-    c.write(
-        &b,
-        &Spec {
-            advskew: 100,
-            ..Spec::default()
-        },
-    );
-    c.start(&a);
-    c.start(&b);
-    c.wait_holder(&a, &b, &WEB, 10 * SEC);
+    let (c, a, b, _) = web_pair("st-garbage");
     c.wait_group(&b, "web", "BACKUP", 5 * SEC, |g| g.state == "BACKUP");
     let sock = c.socket(&a);
 

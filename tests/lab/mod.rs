@@ -25,17 +25,26 @@
 //! namespace) and stay within 15 bytes.
 #![allow(dead_code)]
 
+mod daemons;
 mod pair;
 mod safety;
 mod sample;
+pub mod veth;
 
 // Each test uses a subset of the lab; unused re-exports are expected.
 #[allow(unused_imports)]
-pub use pair::{pair_config, Pair, PAIR_IPS};
+pub use daemons::{
+    all_in, exchange, ip_states, line_of, read, socket_path, sorted, state_path, text,
+    write_config, Daemons, Group, Run, TIMING,
+};
+#[allow(unused_imports)]
+pub use pair::{pair_config, web, Pair, PAIR_IPS};
 #[allow(unused_imports)]
 pub use safety::{is_lab_addr, lab_addr, lab_cidr};
 #[allow(unused_imports)]
-pub use sample::{longest_double_hold, no_holder, Sample, Sampler};
+pub use sample::{longest_double_hold, longest_gap, no_holder, Sample, Sampler};
+#[allow(unused_imports)]
+pub use veth::VethLab;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -324,6 +333,21 @@ impl Lab {
     fn add_ns(&self, ns: &str) {
         ip_ok(&["netns", "add", ns]);
         lock(&self.namespaces).push(ns.to_string());
+    }
+
+    /// Adds a bare namespace `<id>-<tag>-<name>` with only `lo` up, not on
+    /// the bridge, deleted with the Lab; for topologies of their own such
+    /// as [`VethLab`]. Returns its name.
+    pub fn add_bare_ns(&self, name: &str) -> String {
+        let clean = sanitize(name, 32);
+        assert!(
+            !clean.is_empty() && clean == name && name != "br",
+            "lab: namespace name {name:?} must be non-empty [A-Za-z0-9_-], at most 32 bytes, not \"br\""
+        );
+        let ns = format!("{}-{}-{name}", self.id, self.tag);
+        self.add_ns(&ns);
+        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ns
     }
 
     /// `<prefix><pid>-<n>`: unique per Lab; all its namespaces start with it.

@@ -176,3 +176,26 @@ pub fn no_holder(samples: &[Sample], ips: &[IpAddr]) -> (Duration, Duration) {
     }
     (total, longest)
 }
+
+/// The longest time in which no sampled host held `ip`, from the first
+/// sample on (each host's holdings are those of its latest sample).
+pub fn longest_gap(samples: &[Sample], ip: IpAddr) -> Duration {
+    let mut sorted: Vec<&Sample> = samples.iter().collect();
+    sorted.sort_by_key(|s| s.at);
+    let mut held: HashMap<&str, bool> = HashMap::new();
+    let mut gap_start: Option<Instant> = None;
+    let mut longest = Duration::ZERO;
+    for s in sorted {
+        held.insert(s.host.as_str(), s.addrs.contains(&ip));
+        let anyone = held.values().any(|h| *h);
+        match (anyone, gap_start) {
+            (false, None) => gap_start = Some(s.at),
+            (true, Some(start)) => {
+                longest = longest.max(s.at - start);
+                gap_start = None;
+            }
+            _ => {}
+        }
+    }
+    longest
+}

@@ -277,9 +277,6 @@ fn announce_reply_frame(mac: [u8; 6], ip: Ipv4Addr) -> [u8; MIN_FRAME_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::linux::lab::{
-        assert_waited_timeout, lladdr, run, seed_stale_neigh, wait_for, Lab,
-    };
 
     const MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x20, 0x30];
     const IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
@@ -350,71 +347,5 @@ mod tests {
         assert_eq!(parse_arp(&odd_hlen), None);
         // Unpadded 42-byte frames are fine.
         assert!(parse_arp(&frame[..ARP_FRAME_LEN]).is_some());
-    }
-
-    #[test]
-    fn probe_finds_the_holder_and_only_it() {
-        let Some(lab) = Lab::new() else { return };
-        let mac_a = lab.mac(&lab.a, "va");
-        let mac_b = lab.mac(&lab.b, "vb");
-        lab.ip(&lab.b, &["addr", "add", "203.0.113.7/32", "dev", "vb"]);
-        lab.run(move || async move {
-            let nl = crate::sys::Netlink::new().unwrap();
-            let va = nl.link("va").await.unwrap();
-            let arp = ArpSocket::open(va.index, mac_a).unwrap();
-            let held = Ipv4Addr::new(203, 0, 113, 7);
-            let free = Ipv4Addr::new(203, 0, 113, 8);
-            let timeout = Duration::from_millis(600);
-
-            let t = Instant::now();
-            let got = arp.probe(&[held, free], timeout).await.unwrap();
-            let took = t.elapsed();
-            assert_eq!(got.get(&held), Some(&mac_b));
-            assert_eq!(got.len(), 1, "{got:?}");
-            assert_waited_timeout(took, timeout);
-
-            let t = Instant::now();
-            assert!(arp.probe(&[free], timeout).await.unwrap().is_empty());
-            let took = t.elapsed();
-            assert_waited_timeout(took, timeout);
-
-            // All targets answered: no need to wait for the deadline.
-            let t = Instant::now();
-            let got = arp.probe(&[held], Duration::from_secs(3)).await.unwrap();
-            assert_eq!(got.get(&held), Some(&mac_b));
-            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-            println!(
-                "timing: ARP probe of 2 addrs (timeout {} ms) took {} ms",
-                timeout.as_millis(),
-                took.as_millis()
-            );
-        });
-    }
-
-    #[test]
-    fn announce_moves_the_peer_cache_to_our_mac() {
-        let Some(lab) = Lab::new() else { return };
-        let mac_a = lab.mac(&lab.a, "va");
-        let b = lab.b.clone();
-        // A realistic LAN: the floating subnet is on-link for B.
-        lab.ip(&b, &["route", "add", "203.0.113.0/24", "dev", "vb"]);
-        seed_stale_neigh(&lab, &b, "203.0.113.7");
-        let want = lladdr(mac_a);
-        lab.run(move || async move {
-            let nl = crate::sys::Netlink::new().unwrap();
-            let va = nl.link("va").await.unwrap();
-            let arp = ArpSocket::open(va.index, mac_a).unwrap();
-            let neigh = || run(&["-n", &b, "neigh", "show", "203.0.113.7", "dev", "vb"]);
-            assert!(neigh().contains("02:00:00:00:00:99"), "{}", neigh());
-            let mut switched = false;
-            for _ in 0..5 {
-                arp.announce(IP).await.unwrap();
-                if wait_for(Duration::from_millis(500), || neigh().contains(&want)).await {
-                    switched = true;
-                    break;
-                }
-            }
-            assert!(switched, "B still has: {}", neigh());
-        });
     }
 }
