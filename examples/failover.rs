@@ -4,7 +4,7 @@
 //! - `failover demo`: one ipfail pair and a client; election, link cut,
 //!   failover, failback, graceful stop; prints the merged timeline of what
 //!   the driver did and what each daemon logged.
-//! - `failover bench [--runs N]`: measures link-cut and SIGTERM failover of
+//! - `failover bench [--runs N]`: measures link-cut, SIGTERM and SIGKILL failover of
 //!   ipfail side by side with a ucarp pair on the same lab, and prints
 //!   min/median/max.
 //!
@@ -305,8 +305,13 @@ fn demo() {
     println!("\nLogs: {}", s.dir.display());
 }
 
-/// One measured run: (link cut -> backup holds, link cut -> client served, SIGTERM -> backup holds)
-fn run_once(agent: Agent, n_ips: usize, i: usize) -> (Duration, Duration, Duration) {
+/// One measured run: (link cut -> backup holds, link cut -> client served,
+/// SIGTERM -> backup holds, SIGKILL -> backup holds and the master none).
+fn run_once(
+    agent: Agent,
+    n_ips: usize,
+    i: usize,
+) -> (Duration, Duration, Duration, Option<Duration>) {
     let tag = format!(
         "b{}{}{i}",
         if agent == Agent::Ipfail { "i" } else { "u" },
@@ -335,7 +340,27 @@ fn run_once(agent: Agent, n_ips: usize, i: usize) -> (Duration, Duration, Durati
     let t = Instant::now();
     s.lab.signal(pid, "TERM");
     let held = s.wait("b holds after SIGTERM", 15 * SEC, |s| s.holds_all(&s.b));
-    (cut_result.0, cut_result.1, held - t)
+    let term = held - t;
+    // A crash: nobody removes the master's IPs. ipfail's kernel lease
+    // does (docs/safety.md §4); ucarp leaves them there.
+    let s = Setup::new(&tag, agent, n_ips);
+    let pid = s.start(&s.a, 0);
+    s.start(&s.b, 100);
+    s.wait("a holds", 15 * SEC, |s| {
+        s.holds_all(&s.a) && s.holds_none(&s.b)
+    });
+    let t = Instant::now();
+    s.lab.signal(pid, "KILL");
+    let end = t + 12 * SEC;
+    let mut killed = None;
+    while Instant::now() < end {
+        if s.holds_all(&s.b) && s.holds_none(&s.a) {
+            killed = Some(t.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (cut_result.0, cut_result.1, term, killed)
 }
 
 fn bench(runs: usize) {
@@ -344,8 +369,12 @@ fn bench(runs: usize) {
         "{runs} run(s) each; min / median / max in ms (bound for link cut: 3 x 1 + 100/256 s)\n"
     );
     println!(
-        "{:<22} {:>22} {:>22} {:>22}",
-        "agent", "cut -> backup holds", "cut -> client served", "SIGTERM -> backup"
+        "{:<22} {:>22} {:>22} {:>22} {:>24}",
+        "agent",
+        "cut -> backup holds",
+        "cut -> client served",
+        "SIGTERM -> backup",
+        "SIGKILL -> backup alone"
     );
     let ucarp = Path::new("/usr/sbin/ucarp").exists();
     let mut rows = vec![
@@ -357,27 +386,27 @@ fn bench(runs: usize) {
     }
     for (agent, n, name) in rows {
         let mut cols: [Vec<Duration>; 3] = [vec![], vec![], vec![]];
+        let mut killed: Vec<Option<Duration>> = Vec::new();
         for i in 0..runs {
-            let (a, b, c) = run_once(agent, n, i);
+            let (a, b, c, d) = run_once(agent, n, i);
             cols[0].push(a);
             cols[1].push(b);
             cols[2].push(c);
+            killed.push(d);
         }
-        let fmt = |v: &mut Vec<Duration>| {
-            v.sort();
-            format!(
-                "{} / {} / {}",
-                v[0].as_millis(),
-                v[v.len() / 2].as_millis(),
-                v[v.len() - 1].as_millis()
-            )
+        let mut kill_ok: Vec<Duration> = killed.iter().flatten().copied().collect();
+        let kill_col = if kill_ok.len() == killed.len() {
+            fmt_ms(&mut kill_ok)
+        } else {
+            format!("never in 12 s ({} of {runs})", killed.len() - kill_ok.len())
         };
         println!(
-            "{:<22} {:>22} {:>22} {:>22}",
+            "{:<22} {:>22} {:>22} {:>22} {:>24}",
             name,
-            fmt(&mut cols[0]),
-            fmt(&mut cols[1]),
-            fmt(&mut cols[2])
+            fmt_ms(&mut cols[0]),
+            fmt_ms(&mut cols[1]),
+            fmt_ms(&mut cols[2]),
+            kill_col
         );
     }
     if !ucarp {
@@ -386,5 +415,19 @@ fn bench(runs: usize) {
     println!(
         "\nucarp does not watch carrier or bow out on SIGTERM; with --shutdown it runs its down"
     );
-    println!("script, and the backup waits for the master-down interval.");
+    println!("script, and the backup waits for the master-down interval. After SIGKILL ucarp");
+    println!(
+        "leaves its IP on the dead master (both hosts hold it); ipfail's kernel lease removes it."
+    );
+}
+
+/// `min / median / max` in ms.
+fn fmt_ms(v: &mut [Duration]) -> String {
+    v.sort();
+    match (v.first(), v.get(v.len() / 2), v.last()) {
+        (Some(a), Some(m), Some(z)) => {
+            format!("{} / {} / {}", a.as_millis(), m.as_millis(), z.as_millis())
+        }
+        _ => "-".to_string(),
+    }
 }
