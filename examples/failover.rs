@@ -318,12 +318,7 @@ fn run_once(
         n_ips
     );
     let cut_result = {
-        let s = Setup::new(&tag, agent, n_ips);
-        s.start(&s.a, 0);
-        s.start(&s.b, 100);
-        s.wait("a holds", 15 * SEC, |s| {
-            s.holds_all(&s.a) && s.holds_none(&s.b)
-        });
+        let (s, _) = settled_pair(&tag, agent, n_ips);
         s.client_reaches(&s.a, 5 * SEC);
         let cut = Instant::now();
         s.lab.cut(&s.a);
@@ -331,24 +326,14 @@ fn run_once(
         let served = s.client_reaches(&s.b, 15 * SEC);
         (held - cut, served - cut)
     };
-    let s = Setup::new(&tag, agent, n_ips);
-    let pid = s.start(&s.a, 0);
-    s.start(&s.b, 100);
-    s.wait("a holds", 15 * SEC, |s| {
-        s.holds_all(&s.a) && s.holds_none(&s.b)
-    });
+    let (s, pid) = settled_pair(&tag, agent, n_ips);
     let t = Instant::now();
     s.lab.signal(pid, "TERM");
     let held = s.wait("b holds after SIGTERM", 15 * SEC, |s| s.holds_all(&s.b));
     let term = held - t;
     // A crash: nobody removes the master's IPs. ipfail's kernel lease
     // does (docs/safety.md §4); ucarp leaves them there.
-    let s = Setup::new(&tag, agent, n_ips);
-    let pid = s.start(&s.a, 0);
-    s.start(&s.b, 100);
-    s.wait("a holds", 15 * SEC, |s| {
-        s.holds_all(&s.a) && s.holds_none(&s.b)
-    });
+    let (s, pid) = settled_pair(&tag, agent, n_ips);
     let t = Instant::now();
     s.lab.signal(pid, "KILL");
     let end = t + 12 * SEC;
@@ -361,6 +346,17 @@ fn run_once(
         std::thread::sleep(Duration::from_millis(10));
     }
     (cut_result.0, cut_result.1, term, killed)
+}
+
+/// A fresh pair with `a` (advskew 0) holding every IP; returns a's PID.
+fn settled_pair(tag: &str, agent: Agent, n_ips: usize) -> (Setup, u32) {
+    let s = Setup::new(tag, agent, n_ips);
+    let pid = s.start(&s.a, 0);
+    s.start(&s.b, 100);
+    s.wait("a holds", 15 * SEC, |s| {
+        s.holds_all(&s.a) && s.holds_none(&s.b)
+    });
+    (s, pid)
 }
 
 fn bench(runs: usize) {

@@ -147,6 +147,7 @@ fn ipfail_preferred_over_ucarp_fails_over_and_back() {
     }
     let m = Mixed::new("ucarp1", 0);
     let a = m.start_ipfail();
+    let ucarp_started = Instant::now();
     m.start_ucarp(100);
     m.wait_holder(
         &m.a,
@@ -159,6 +160,16 @@ fn ipfail_preferred_over_ucarp_fails_over_and_back() {
     assert!(m.holds(&m.a) && !m.holds(&m.b), "ucarp stayed backup");
     assert!(!m.ipfail_log().contains("rejected"), "{}", m.ipfail_log());
 
+    // ucarp reads through libpcap with a 1000 ms timeout (CAPTURE_TIMEOUT
+    // in src/ucarp.h): the kernel hands it the packets it captured once per
+    // second, on a tick whose phase is set when ucarp opens its capture.
+    // Stopping ipfail half way between two ticks makes the figure measure
+    // the bow-out (a takeover from the master-down interval would take
+    // 3.39 s), not where the stop happened to fall in ucarp's second.
+    let second = SEC.as_millis();
+    let phase = ucarp_started.elapsed().as_millis() % second;
+    let to_mid = (second + second / 2 - phase) % second;
+    std::thread::sleep(Duration::from_millis(to_mid as u64));
     assert!(m.lab.signal(a, "TERM"));
     let took = m.wait_holder(&m.b, &m.a, "ucarp takes over after ipfail stops", 6 * SEC);
     eprintln!(

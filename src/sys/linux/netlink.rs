@@ -152,29 +152,13 @@ impl Netlink {
     /// privilege.
     pub async fn all_addr_infos(&self) -> Result<Vec<AddrInfo>, SysError> {
         let request = self.handle.address().get().execute();
-        futures::pin_mut!(request);
-        let mut out = Vec::new();
-        loop {
-            match request.try_next().await {
-                Ok(Some(msg)) => out.extend(addr_entry(&msg)),
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(nl_error("list addresses", "all interfaces", e)),
-            }
-        }
+        dump(request, ("list addresses", "all interfaces"), addr_entry).await
     }
 
     /// Every interface (`ip link show`).
     pub async fn links(&self) -> Result<Vec<LinkInfo>, SysError> {
         let request = self.handle.link().get().execute();
-        futures::pin_mut!(request);
-        let mut out = Vec::new();
-        loop {
-            match request.try_next().await {
-                Ok(Some(msg)) => out.push(link_info(&msg)),
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(nl_error("list interfaces", "all", e)),
-            }
-        }
+        dump(request, ("list interfaces", "all"), |m| Some(link_info(m))).await
     }
 
     /// Every address of every interface as (ifindex, address, prefix)
@@ -195,15 +179,8 @@ impl Netlink {
             .get()
             .set_link_index_filter(ifindex)
             .execute();
-        futures::pin_mut!(request);
-        let mut out = Vec::new();
-        loop {
-            match request.try_next().await {
-                Ok(Some(msg)) => out.extend(addr_entry(&msg)),
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(nl_error("list addresses", &format!("ifindex {ifindex}"), e)),
-            }
-        }
+        let what = format!("ifindex {ifindex}");
+        dump(request, ("list addresses", &what), addr_entry).await
     }
 
     /// Adds `addr/prefix` to interface `ifindex` like `ip addr add`
@@ -365,6 +342,24 @@ impl Netlink {
             enable_promote_secondaries(&link.name)?;
         }
         Ok(true)
+    }
+}
+
+/// Collects a dump request's answers (`ip link show`, `ip addr show`);
+/// `what`: the operation and its object, for the error.
+async fn dump<M, T>(
+    request: impl futures::Stream<Item = Result<M, rtnetlink::Error>>,
+    what: (&'static str, &str),
+    keep: impl Fn(&M) -> Option<T>,
+) -> Result<Vec<T>, SysError> {
+    futures::pin_mut!(request);
+    let mut out = Vec::new();
+    loop {
+        match request.try_next().await {
+            Ok(Some(msg)) => out.extend(keep(&msg)),
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(nl_error(what.0, what.1, e)),
+        }
     }
 }
 
