@@ -103,6 +103,17 @@ fn probing(policy: Policy, ips: &[IpNet], t0: Instant) -> (Planner, u64) {
     (p, token)
 }
 
+/// A master that probed `ips`, found them silent and added them.
+fn holding(policy: Policy, ips: &[IpNet], t0: Instant) -> Planner {
+    let (mut p, token) = probing(policy, ips, t0);
+    p.probed(t0, token, silent());
+    drain(&mut p);
+    p.added(t0, ok(ips));
+    drain(&mut p);
+    assert_eq!(p.held().len(), ips.len());
+    p
+}
+
 fn ok(nets: &[IpNet]) -> Vec<(IpNet, Result<(), String>)> {
     nets.iter().map(|n| (*n, Ok(()))).collect()
 }
@@ -240,11 +251,7 @@ fn a_probe_answer_after_the_wish_changed_adds_nothing() {
 #[test]
 fn release_removes_what_is_on_the_nic_then_reports_released() {
     let t0 = Instant::now();
-    let (mut p, token) = probing(daemon_policy(), &[net(10), net(11)], t0);
-    p.probed(t0, token, silent());
-    drain(&mut p);
-    p.added(t0, ok(&[net(10), net(11)]));
-    drain(&mut p);
+    let mut p = holding(daemon_policy(), &[net(10), net(11)], t0);
     p.want(t0, backup(2));
     let ops = drain(&mut p);
     assert_eq!(
@@ -352,11 +359,7 @@ fn our_own_leased_ips_found_at_start_are_kept_and_renewed_not_probed() {
 #[test]
 fn leases_are_renewed_every_period_only_after_a_read_shows_time_left() {
     let t0 = Instant::now();
-    let (mut p, token) = probing(one_garp(), &[net(10), net(11)], t0);
-    p.probed(t0, token, silent());
-    drain(&mut p);
-    p.added(t0, ok(&[net(10), net(11)]));
-    drain(&mut p);
+    let mut p = holding(one_garp(), &[net(10), net(11)], t0);
     let t1 = t0 + LEASE.refresh_every;
     assert!(p.next_deadline().is_some_and(|d| d <= t1));
     p.timeout(t1);
@@ -389,11 +392,7 @@ fn leases_are_renewed_every_period_only_after_a_read_shows_time_left() {
 #[test]
 fn a_held_ip_removed_by_someone_is_not_held_and_is_taken_back_after_a_probe() {
     let t0 = Instant::now();
-    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
-    p.probed(t0, token, silent());
-    drain(&mut p);
-    p.added(t0, ok(&[net(10)]));
-    drain(&mut p);
+    let mut p = holding(daemon_policy(), &[net(10)], t0);
     p.addr_event(false, ours(10, None), 4321);
     assert_eq!(
         p.states()[&ip(10)],
@@ -428,11 +427,7 @@ fn a_held_ip_removed_by_someone_is_not_held_and_is_taken_back_after_a_probe() {
 #[test]
 fn a_stale_removal_event_changes_nothing_once_a_read_shows_the_ip() {
     let t0 = Instant::now();
-    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
-    p.probed(t0, token, silent());
-    drain(&mut p);
-    p.added(t0, ok(&[net(10)]));
-    drain(&mut p);
+    let mut p = holding(daemon_policy(), &[net(10)], t0);
     p.addr_event(false, ours(10, None), 1);
     drain(&mut p);
     p.observed(t0, &[ours(10, Some(4))]);
@@ -473,11 +468,7 @@ fn the_hook_reports_a_conflict_once_and_adds_without_probe_when_forced() {
 #[test]
 fn a_reload_removes_dropped_ips_and_a_master_acquires_added_ones() {
     let t0 = Instant::now();
-    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
-    p.probed(t0, token, silent());
-    drain(&mut p);
-    p.added(t0, ok(&[net(10)]));
-    drain(&mut p);
+    let mut p = holding(daemon_policy(), &[net(10)], t0);
     p.set_ips(t0, &[net(11)]);
     assert_eq!(
         drain(&mut p),
@@ -496,11 +487,7 @@ fn a_reload_removes_dropped_ips_and_a_master_acquires_added_ones() {
 #[test]
 fn stop_removes_everything_and_ends_further_work() {
     let t0 = Instant::now();
-    let (mut p, token) = probing(daemon_policy(), &[net(10)], t0);
-    p.probed(t0, token, silent());
-    drain(&mut p);
-    p.added(t0, ok(&[net(10)]));
-    drain(&mut p);
+    let mut p = holding(daemon_policy(), &[net(10)], t0);
     p.want(
         t0,
         Wish {
@@ -545,11 +532,7 @@ fn the_lease_outlives_our_own_master_down_interval_by_one_refresh() {
 #[test]
 fn a_held_ip_gone_after_its_lease_ended_is_blamed_on_the_kernel() {
     let t0 = Instant::now();
-    let (mut p, token) = probing(one_garp(), &[net(10)], t0);
-    p.probed(t0, token, silent());
-    drain(&mut p);
-    p.added(t0, ok(&[net(10)]));
-    drain(&mut p);
+    let mut p = holding(one_garp(), &[net(10)], t0);
     // Frozen past the lease: the first thing after waking is the refresh
     // timer, whose read finds the IP gone before any event is seen.
     let woke = t0 + Duration::from_secs(u64::from(LEASE.secs) + 2);
