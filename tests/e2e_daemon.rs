@@ -8,6 +8,7 @@
 mod lab;
 
 use lab::{longest_double_hold, pair_config, Host, Lab, Pair, PAIR_IPS};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -286,4 +287,65 @@ fn ipv6_ips_move_with_the_group_and_are_announced() {
         (ping6("2001:db8::10") && lab.neigh_mac(&c, "2001:db8::10") == Some(b.mac.clone()))
             .then_some(())
     });
+}
+
+/// A host that knows the pass keeps sending adverts worse than the
+/// backup's own from a third address while the real, better master is
+/// alive: the backup follows the master it heard and changes nothing
+/// (docs/interop.md §5). Before that rule it preempted and flapped (22
+/// transitions in 5 s).
+#[test]
+fn forged_worse_adverts_from_a_third_host_move_nothing() {
+    use ipfail::carp::packet::{Advert, AuthKey};
+    use ipfail::sys::linux::{CarpSocket, Netlink};
+    if !lab::require_root() {
+        return;
+    }
+    let p = pair("forged");
+    p.start(&p.a);
+    p.start(&p.b);
+    p.wait_holder(&p.a, &p.b, 10 * SEC);
+    let before = p.status(&p.b).groups[0].counters.transitions;
+
+    let ns = p.c.ns.clone();
+    let src = p.c.addr;
+    let sent = std::thread::spawn(move || {
+        lab::veth::enter(&ns);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let nl = Netlink::new().expect("netlink");
+            let eth0 = nl.link("eth0").await.expect("eth0");
+            let sock = CarpSocket::open_v4("eth0", eth0.index, src).expect("CARP socket");
+            let ips: Vec<IpAddr> = PAIR_IPS
+                .iter()
+                .map(|s| s.parse().expect("literal"))
+                .collect();
+            let key = AuthKey::new(b"secret", &ips);
+            // 50 adverts, 100 ms apart: advskew 200, worse than b's 100.
+            for counter in 1..=50u64 {
+                let advert = Advert::signed(&key, 10, 1, 200, counter).encode();
+                sock.send(&advert).await.expect("send");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            50
+        })
+    });
+    let sent = sent.join().expect("forger thread");
+    let b = p.status(&p.b).groups.remove(0);
+    eprintln!(
+        "{sent} forged adverts: b received {} adverts, {} transitions",
+        b.counters.adverts_received,
+        b.counters.transitions - before
+    );
+    assert_eq!(b.state, "BACKUP");
+    assert_eq!(
+        b.counters.transitions,
+        before,
+        "b moved on forged adverts:\n{}",
+        p.log(&p.b)
+    );
+    assert!(p.holds_all(&p.a) && p.held(&p.b).is_empty());
 }
