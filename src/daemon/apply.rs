@@ -16,17 +16,17 @@
 //! anything changes, so a failed reload leaves the daemon as it was.
 
 use super::{
-    flush, initial_counter, read_adverts, Daemon, DaemonError, GroupDriver, GroupRt, Iface,
-    STOP_GRACE,
+    flush, initial_counter, read_adverts, read_adverts6, wants_v6, Daemon, DaemonError,
+    GroupDriver, GroupRt, Iface, Iface6, STOP_GRACE,
 };
 use crate::carp::fsm::{Fsm, FsmConfig};
 use crate::carp::packet::AuthKey;
 use crate::config::{Carp, Config, Global, Group};
 use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpPlan, IpTiming, TaskLinks};
 use crate::ipplan::Lease;
-use crate::sys::linux::{ArpSocket, CarpSocket, LinkInfo};
+use crate::sys::linux::{ArpSocket, CarpSocket, CarpSocket6, LinkInfo};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
@@ -38,6 +38,9 @@ struct NewIface {
     sock: CarpSocket,
     source: Ipv4Addr,
     configured_source: Option<Ipv4Addr>,
+    /// The IPv6 socket and the link-local address it sends from, when a
+    /// group on the interface has IPv6 addresses.
+    v6: Option<(CarpSocket6, Ipv6Addr)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -146,14 +149,16 @@ impl Daemon {
                 continue;
             }
             // The first group on an interface sets its advert source.
-            let reuse = self
-                .ifaces
-                .iter()
-                .find(|(_, i)| i.name == carp.carp_interface && i.configured_source == carp.source);
+            let v6 = needs_v6(&wanted, &carp.carp_interface);
+            let reuse = self.ifaces.iter().find(|(_, i)| {
+                i.name == carp.carp_interface
+                    && i.configured_source == carp.source
+                    && (i.v6.is_some() || !v6)
+            });
             let r = match reuse {
                 Some((id, _)) => IfaceRef::Existing(*id),
                 None => {
-                    new_ifaces.push(self.open_iface(g, carp).await?);
+                    new_ifaces.push(self.open_iface(g, carp, v6).await?);
                     IfaceRef::New(new_ifaces.len() - 1)
                 }
             };
@@ -224,18 +229,32 @@ impl Daemon {
             let id = self.next_id;
             self.next_id += 1;
             let sock = Arc::new(ni.sock);
-            let reader = match self.rx_tx.upgrade() {
-                Some(tx) => tokio::spawn(read_adverts(id, sock.clone(), tx)),
-                None => {
-                    error!(dev = %ni.link.name, "the receive channel is closed; adverts on this interface are not read");
-                    tokio::spawn(async {})
-                }
+            let tx = self.rx_tx.upgrade();
+            if tx.is_none() {
+                error!(dev = %ni.link.name, "the receive channel is closed; adverts on this interface are not read");
+            }
+            let reader = match &tx {
+                Some(tx) => tokio::spawn(read_adverts(id, sock.clone(), tx.clone())),
+                None => tokio::spawn(async {}),
             };
+            let v6 = ni.v6.map(|(sock6, source)| {
+                let sock6 = Arc::new(sock6);
+                let reader = match tx {
+                    Some(tx) => tokio::spawn(read_adverts6(id, sock6.clone(), tx)),
+                    None => tokio::spawn(async {}),
+                };
+                Iface6 {
+                    sock: sock6,
+                    source,
+                    reader,
+                }
+            });
             self.ifaces.insert(
                 id,
                 Iface {
                     name: ni.link.name,
                     sock,
+                    v6,
                     source: ni.source,
                     configured_source: ni.configured_source,
                     groups: Vec::new(),
@@ -317,7 +336,11 @@ impl Daemon {
         Ok(report)
     }
 
-    async fn open_iface(&self, g: &Group, carp: &Carp) -> Result<NewIface, DaemonError> {
+    /// Opens the CARP sockets of `carp.carp_interface`: IPv4 always, IPv6
+    /// too when `v6` (a group on it has IPv6 addresses), which needs a
+    /// link-local address on the interface to send from
+    /// (`docs/design.md` §4.7).
+    async fn open_iface(&self, g: &Group, carp: &Carp, v6: bool) -> Result<NewIface, DaemonError> {
         let gerr = |source| DaemonError::Group {
             group: g.name.clone(),
             source,
@@ -338,11 +361,32 @@ impl Daemon {
                 })?,
         };
         let sock = CarpSocket::open_v4(&link.name, link.index, source).map_err(gerr)?;
+        let v6 = if v6 {
+            let link_local = self
+                .netlink
+                .addrs(link.index)
+                .await
+                .map_err(gerr)?
+                .into_iter()
+                .find_map(|(a, _)| match a {
+                    IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(v6),
+                    _ => None,
+                })
+                .ok_or_else(|| DaemonError::NoLinkLocal {
+                    group: g.name.clone(),
+                    iface: carp.carp_interface.clone(),
+                })?;
+            let sock6 = CarpSocket6::open_v6(&link.name, link.index).map_err(gerr)?;
+            Some((sock6, link_local))
+        } else {
+            None
+        };
         Ok(NewIface {
             link,
             sock,
             source,
             configured_source: carp.source,
+            v6,
         })
     }
 
@@ -525,6 +569,14 @@ impl Daemon {
             }
         });
     }
+}
+
+/// Does any group of `wanted` on CARP interface `dev` advertise on IPv6
+/// too ([`wants_v6`])? Then the interface opens its IPv6 socket.
+fn needs_v6(wanted: &[(Group, Carp)], dev: &str) -> bool {
+    wanted
+        .iter()
+        .any(|(g, c)| c.carp_interface == dev && wants_v6(g))
 }
 
 /// Lines for `[ipfail]` changes: timings apply at once, the socket and the
