@@ -148,6 +148,45 @@ fn a_group_with_ipv6_addresses_advertises_and_fails_over_on_both_families() {
         .count();
     assert!(v4 >= 4, "IPv4 adverts go on as before:\n{text}");
 
+    // The master heard over IPv6 only: b's kernel drops a's IPv4 adverts
+    // (strict reverse-path filter, 192.0.2.1 routed to another interface),
+    // yet for longer than b's master-down interval (3.39 s) b stays
+    // BACKUP on a's IPv6 adverts, one per second.
+    let sh = |args: &[&str]| {
+        let out = p.lab.sh(&p.b, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(&[
+        "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ]);
+    sh(&["ip", "link", "set", "d0", "up"]);
+    sh(&["ip", "link", "set", "d1", "up"]);
+    sh(&["ip", "route", "add", "192.0.2.1/32", "dev", "d0"]);
+    sh(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+    sh(&["sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = adverts_received(&p, &p.b);
+    let t = Instant::now();
+    std::thread::sleep(5 * SEC);
+    let after = adverts_received(&p, &p.b);
+    let per_sec = (after - before) as f64 / t.elapsed().as_secs_f64();
+    eprintln!("IPv4 adverts dropped at b: b heard {per_sec:.2} adverts/s");
+    assert!(
+        (0.7..=1.3).contains(&per_sec),
+        "expected about 1 advert per second (IPv6 only), got {per_sec:.2}"
+    );
+    let sb = status_json(&p, &p.b);
+    assert_eq!(sb["groups"][0]["state"], "BACKUP", "{sb}");
+    assert_eq!(sb["groups"][0]["counters"]["transitions"], 1, "{sb}");
+    assert!(holds(&p.a), "a kept its IPs");
+    sh(&["ip", "route", "del", "192.0.2.1/32", "dev", "d0"]);
+    sh(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
+    sh(&["sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=0"]);
+
     // SIGTERM of the master: the backup takes every IP, IPv4 and IPv6.
     let t = Instant::now();
     assert!(p.lab.signal(pid_a, "TERM"));
