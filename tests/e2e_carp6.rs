@@ -224,3 +224,30 @@ fn a_group_with_ipv4_addresses_only_sends_nothing_on_ipv6() {
         "an IPv4-only group sent on IPv6:\n{text}"
     );
 }
+
+#[test]
+fn an_interface_without_a_link_local_address_is_named() {
+    if !lab::require_root() {
+        return;
+    }
+    let p = Pair::new("carp6noll", Path::new(env!("CARGO_BIN_EXE_ipfail")));
+    config_v6(&p, "a", 0);
+    let out = p.lab.sh(
+        &p.a,
+        &["sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = p.start(&p.a);
+    let status = p.lab.wait_exit(pid, 10 * SEC).expect("the daemon exits");
+    assert!(!status.success());
+    let log = p.log(&p.a);
+    assert!(
+        log.contains("no IPv6 link-local address") && log.contains("eth0"),
+        "{log}"
+    );
+    assert!(!p.lab.has_addr(&p.a, "203.0.113.10"), "nothing touched");
+}
