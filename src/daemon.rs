@@ -482,9 +482,12 @@ impl Daemon {
                     hop_limit,
                     payload,
                 } => {
-                    let own: Vec<Ipv6Addr> = iface.v6.iter().map(|v| v.source).collect();
+                    let own = iface
+                        .v6
+                        .as_ref()
+                        .map_or(&[][..], |v| std::slice::from_ref(&v.source));
                     (
-                        classify_v6(*src, *hop_limit, payload, &own, key_for)
+                        classify_v6(*src, *hop_limit, payload, own, key_for)
                             .map(|r| (IpAddr::V6(r.src), r.advert)),
                         Some(IpAddr::V6(*src)),
                     )
