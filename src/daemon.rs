@@ -19,16 +19,18 @@ pub mod driver;
 pub(crate) mod snapshot;
 
 use crate::carp::ipv4::{classify_v4, split_ipv4, Reject};
+use crate::carp::ipv6::classify_v6;
+use crate::carp::packet::Advert;
 use crate::config::{Config, Group};
 use crate::control::server as control_server;
 use crate::ipmgr::{Desired, GroupIpStatus, IpPlan};
 use crate::sys::linux::{
-    missing_capabilities, CarpSocket, LinkInfo, NetEvent, NetEvents, Netlink, SysError,
+    missing_capabilities, CarpSocket, CarpSocket6, LinkInfo, NetEvent, NetEvents, Netlink, SysError,
 };
 use driver::{Event, GroupDriver};
 use snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -53,6 +55,8 @@ pub enum DaemonError {
     NoCarpGroups(String),
     #[error("[{group}]: interface {iface} has no IPv4 address to send adverts from; set `source`")]
     NoSource { group: String, iface: String },
+    #[error("[{group}]: the group has IPv6 addresses, so it also advertises to ff02::12 (as FreeBSD does), but interface {iface} has no IPv6 link-local address to send from; enable IPv6 on it (sysctl net.ipv6.conf.{iface}.disable_ipv6=0, addr_gen_mode not none) or give it an fe80:: address")]
+    NoLinkLocal { group: String, iface: String },
     #[error("[{group}]: {source}")]
     Group { group: String, source: SysError },
     #[error(transparent)]
@@ -69,10 +73,53 @@ pub enum DaemonError {
     Host(#[from] crate::config::host::HostRefusal),
 }
 
-/// One CARP interface: its socket and the groups advertising on it.
+/// A datagram from a reader task.
+enum Rx {
+    /// From the IPv4 socket: the whole datagram, IPv4 header included.
+    V4(Vec<u8>),
+    /// From the IPv6 socket: the CARP payload, its source and hop limit.
+    V6 {
+        src: Ipv6Addr,
+        hop_limit: Option<u8>,
+        payload: Vec<u8>,
+    },
+}
+
+/// The IPv6 side of a CARP interface, opened when a group on it has IPv6
+/// addresses (`docs/design.md` §4.7).
+struct Iface6 {
+    sock: Arc<CarpSocket6>,
+    /// The interface's link-local address when the socket was opened: the
+    /// source the kernel picks for ff02::12, so an advert from it is an
+    /// address clash, as for IPv4.
+    source: Ipv6Addr,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Iface6 {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Does `g` advertise on IPv6 too? Yes when its `ips` or `hmac_addrs`
+/// hold an IPv6 address: FreeBSD sends a vhid's adverts on each family it
+/// has addresses of (`carp_send_ad_locked`) and a FreeBSD backup of such
+/// a vhid times out its IPv6 side without them (`carp_setrun` keeps one
+/// master-down timer per family).
+pub(crate) fn wants_v6(g: &Group) -> bool {
+    g.ips.iter().any(|n| n.addr.is_ipv6())
+        || g.carp
+            .as_ref()
+            .is_some_and(|c| c.hmac_addrs.iter().any(IpAddr::is_ipv6))
+}
+
+/// One CARP interface: its sockets and the groups advertising on it.
 struct Iface {
     name: String,
     sock: Arc<CarpSocket>,
+    /// The IPv6 socket, if a group on the interface has IPv6 addresses.
+    v6: Option<Iface6>,
     source: Ipv4Addr,
     /// `source` as configured (`None`: the NIC's first IPv4 address); a
     /// reload that changes it opens a new socket.
@@ -136,7 +183,7 @@ struct Daemon {
     released_tx: mpsc::UnboundedSender<(u64, u64)>,
     /// For the readers of interfaces a reload adds. Weak, so that the loop
     /// still sees the channel close when every reader has stopped.
-    rx_tx: mpsc::WeakSender<(u64, Vec<u8>)>,
+    rx_tx: mpsc::WeakSender<(u64, Rx)>,
     /// The lock files of the groups with a vhid (`ipfail hook` stays away).
     group_locks: Arc<Mutex<crate::lockfile::DaemonLocks>>,
     /// A reload is being prepared off the loop (one at a time).
@@ -205,7 +252,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         state_dir.clone(),
         started,
     )));
-    let (rx_tx, mut rx) = mpsc::channel::<(u64, Vec<u8>)>(1024);
+    let (rx_tx, mut rx) = mpsc::channel::<(u64, Rx)>(1024);
     let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(u64, u64)>();
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
@@ -271,7 +318,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some((i, datagram)) => d.on_datagram(i, &datagram).await,
+                Some((i, datagram)) => d.on_datagram(i, datagram).await,
                 None => {
                     error!("every CARP socket reader stopped; exiting");
                     break Err("every CARP socket reader stopped");
@@ -354,7 +401,7 @@ fn initial_counter(salt: usize) -> u64 {
         ^ (salt as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-async fn read_adverts(id: u64, sock: Arc<CarpSocket>, tx: mpsc::Sender<(u64, Vec<u8>)>) {
+async fn read_adverts(id: u64, sock: Arc<CarpSocket>, tx: mpsc::Sender<(u64, Rx)>) {
     let mut buf = vec![0u8; 2048];
     let mut errors = 0u32;
     loop {
@@ -362,7 +409,7 @@ async fn read_adverts(id: u64, sock: Arc<CarpSocket>, tx: mpsc::Sender<(u64, Vec
             Ok(n) => {
                 errors = 0;
                 let data = buf.get(..n).unwrap_or_default().to_vec();
-                if tx.send((id, data)).await.is_err() {
+                if tx.send((id, Rx::V4(data))).await.is_err() {
                     return;
                 }
             }
@@ -379,24 +426,80 @@ async fn read_adverts(id: u64, sock: Arc<CarpSocket>, tx: mpsc::Sender<(u64, Vec
     }
 }
 
+/// The IPv6 twin of [`read_adverts`]: forwards what the IPv6 CARP socket
+/// receives, with its source and hop limit.
+async fn read_adverts6(id: u64, sock: Arc<CarpSocket6>, tx: mpsc::Sender<(u64, Rx)>) {
+    let mut buf = vec![0u8; 2048];
+    let mut errors = 0u32;
+    loop {
+        match sock.recv(&mut buf).await {
+            Ok(got) => {
+                errors = 0;
+                let payload = buf.get(..got.len).unwrap_or_default().to_vec();
+                let rx = Rx::V6 {
+                    src: got.src,
+                    hop_limit: got.hop_limit,
+                    payload,
+                };
+                if tx.send((id, rx)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                warn!("receiving IPv6 CARP datagrams: {e}");
+                if errors > 100 {
+                    error!("too many receive errors in a row; giving this IPv6 socket up");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 impl Daemon {
-    async fn on_datagram(&mut self, id: u64, datagram: &[u8]) {
+    async fn on_datagram(&mut self, id: u64, datagram: Rx) {
         let Some(iface) = self.ifaces.get_mut(&id) else {
             return;
         };
         self.dirty = true;
         let groups = &mut self.groups;
-        let own = [iface.source];
-        let result = {
+        // Both families classify alike (`docs/design.md` §4.8) and end in
+        // (sender, advert) or a reject; an IPv6 advert reaches the driver
+        // with its IPv6 source (`docs/interop.md`, "Both families").
+        let (result, from): (Result<(IpAddr, Advert), Reject>, Option<IpAddr>) = {
             let groups_ref = &*groups;
             let members = &iface.groups;
-            classify_v4(datagram, &own, |vhid| {
+            let key_for = |vhid: u8| {
                 members
                     .iter()
                     .filter_map(|&gi| groups_ref.get(gi))
                     .find(|g| g.driver.vhid() == vhid)
                     .map(|g| g.driver.key())
-            })
+            };
+            match &datagram {
+                Rx::V4(buf) => (
+                    classify_v4(buf, &[iface.source], key_for)
+                        .map(|r| (IpAddr::V4(r.src), r.advert)),
+                    split_ipv4(buf).ok().map(|(meta, _)| IpAddr::V4(meta.src)),
+                ),
+                Rx::V6 {
+                    src,
+                    hop_limit,
+                    payload,
+                } => {
+                    let own = iface
+                        .v6
+                        .as_ref()
+                        .map_or(&[][..], |v| std::slice::from_ref(&v.source));
+                    (
+                        classify_v6(*src, *hop_limit, payload, own, key_for)
+                            .map(|r| (IpAddr::V6(r.src), r.advert)),
+                        Some(IpAddr::V6(*src)),
+                    )
+                }
+            }
         };
         let now = Instant::now();
         let owner_of = |vhid: u8, groups: &[GroupRt]| {
@@ -407,18 +510,14 @@ impl Daemon {
                 .find(|&gi| groups.get(gi).is_some_and(|g| g.driver.vhid() == vhid))
         };
         match result {
-            Ok(rx) => {
-                let Some(g) = owner_of(rx.advert.vhid, groups).and_then(|gi| groups.get_mut(gi))
+            Ok((src, advert)) => {
+                let Some(g) = owner_of(advert.vhid, groups).and_then(|gi| groups.get_mut(gi))
                 else {
                     return;
                 };
-                debug!(group = %g.cfg.name, src = %rx.src, advbase = rx.advert.advbase, advskew = rx.advert.advskew, "advert");
-                g.driver.handle_advert(
-                    now,
-                    IpAddr::V4(rx.src),
-                    rx.advert.advbase,
-                    rx.advert.advskew,
-                );
+                debug!(group = %g.cfg.name, %src, advbase = advert.advbase, advskew = advert.advskew, "advert");
+                g.driver
+                    .handle_advert(now, src, advert.advbase, advert.advskew);
                 if flush(&self.ifaces, g).await {
                     self.urgent = true;
                 }
@@ -426,7 +525,6 @@ impl Daemon {
             Err(reject) => {
                 let class = reject.class();
                 // Auth failures belong to the group with that vhid; the rest to the NIC.
-                let from = split_ipv4(datagram).ok().map(|(meta, _)| meta.src);
                 let owner = match &reject {
                     Reject::AuthFailed { vhid, .. }
                     | Reject::AddressClash { vhid }
@@ -614,9 +712,17 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
         }
     }
     if let Some(iface) = ifaces.get(&g.iface) {
+        // A group with IPv6 addresses sends every advert on both families,
+        // the same 36 bytes (`docs/design.md` §4.7).
+        let v6 = iface.v6.as_ref().filter(|_| wants_v6(&g.cfg));
         while let Some(advert) = g.driver.poll_transmit() {
             if let Err(e) = iface.sock.send(&advert).await {
                 warn!(group = %name, dev = %iface.name, "sending advert: {e}");
+            }
+            if let Some(v6) = v6 {
+                if let Err(e) = v6.sock.send(&advert).await {
+                    warn!(group = %name, dev = %iface.name, "sending IPv6 advert: {e}");
+                }
             }
         }
     }

@@ -659,7 +659,7 @@ mod ndp {
 mod carp_socket {
     use crate::lab::veth::enter;
     use crate::lab::VethLab;
-    use ipfail::sys::linux::{CarpSocket, SysError};
+    use ipfail::sys::linux::{CarpSocket, CarpSocket6, SysError};
     use std::net::Ipv4Addr;
     use std::time::Duration;
     use tokio::time::timeout;
@@ -715,6 +715,50 @@ mod carp_socket {
                     .await
                     .is_err(),
                 "sender received its own advert"
+            );
+        });
+    }
+
+    /// The IPv6 socket: ff02::12 from the link-local address, hop limit
+    /// 255 reported to the receiver, no loopback to the sender.
+    #[test]
+    fn ipv6_advert_crosses_the_link_from_link_local_with_hop_limit_255() {
+        let Some(lab) = VethLab::new("ipv6_advert_crosses_the") else {
+            return;
+        };
+        let (a, b) = (lab.a.clone(), lab.b.clone());
+        lab.run(move || async move {
+            enter(&b);
+            let nl_b = ipfail::sys::Netlink::new().unwrap();
+            let vb = nl_b.link("vb").await.unwrap();
+            let rx = CarpSocket6::open_v6("vb", vb.index).unwrap();
+            enter(&a);
+            let nl_a = ipfail::sys::Netlink::new().unwrap();
+            let va = nl_a.link("va").await.unwrap();
+            let tx = CarpSocket6::open_v6("va", va.index).unwrap();
+            let mut buf = [0u8; 1500];
+            // The link-local address may still be tentative (DAD) at first.
+            let mut heard = None;
+            for _ in 0..50 {
+                tx.send(&PAYLOAD).await.unwrap();
+                if let Ok(got) = timeout(Duration::from_millis(200), rx.recv(&mut buf)).await {
+                    let got = got.unwrap();
+                    if got.src.segments()[0] == 0xfe80 {
+                        heard = Some(got);
+                        break;
+                    }
+                    // Until DAD ends the kernel picks the global address.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            let got = heard.expect("no advert from a link-local source within 10 s");
+            assert_eq!(got.hop_limit, Some(255));
+            assert_eq!(&buf[..got.len], &PAYLOAD);
+            assert!(
+                timeout(Duration::from_millis(300), tx.recv(&mut buf))
+                    .await
+                    .is_err(),
+                "sender received its own IPv6 advert"
             );
         });
     }

@@ -217,6 +217,19 @@ pub fn outranks(a: &PeerAdvert, b: &PeerAdvert) -> bool {
     ia < ib || (ia == ib && tie_key(a.src) < tie_key(b.src))
 }
 
+/// Is `adv` the master `followed` heard on its other address family? A
+/// host whose group has IPv6 addresses sends every advert twice, to
+/// 224.0.0.18 from its IPv4 source and to ff02::12 from its link-local
+/// address (FreeBSD `carp_send_ad_locked`, ipfail alike), with the same
+/// advbase and advskew. FreeBSD's `carp_input_c` elects on advbase and
+/// advskew alone and never looks at the source; here an advert from the
+/// other family with the followed master's values counts as that master
+/// (`docs/interop.md`, "Both families").
+pub fn same_master_other_family(followed: &PeerAdvert, adv: &PeerAdvert) -> bool {
+    followed.src.is_ipv4() != adv.src.is_ipv4()
+        && (followed.advbase, followed.advskew) == (adv.advbase, adv.advskew)
+}
+
 /// `advbase + advskew/256` seconds (FreeBSD `carp_setrun`).
 pub fn advert_interval(advbase: u8, advskew: u8) -> Duration {
     Duration::from_secs(u64::from(advbase))
@@ -488,11 +501,34 @@ impl Fsm {
         if adv.src == self.cfg.local {
             return out; // the driver reports these as an address clash
         }
+        let mut adv = adv;
+        let mut third_party = false;
+        if self.state == State::Backup {
+            if let Some(f) = self.followed_alive(now) {
+                if f.advert.src != adv.src {
+                    if same_master_other_family(&f.advert, &adv) {
+                        // The master we follow, heard on its other family
+                        // (`docs/interop.md`, "Both families"): known by
+                        // its IPv4 source whichever family came first.
+                        if adv.src.is_ipv6() {
+                            adv.src = f.advert.src;
+                        }
+                    } else if !outranks(&adv, &f.advert) {
+                        // A third address, no better than the live master
+                        // we follow: not the master, so not our business.
+                        third_party = true;
+                    }
+                }
+            }
+        }
         if (adv.advbase, adv.advskew) == (self.cfg.advbase, self.cfg.advskew) {
             self.tie = Some(Tie {
                 peer: adv.src,
                 at: now,
             });
+        }
+        if third_party {
+            return out;
         }
         match self.state {
             State::Init => {
@@ -504,13 +540,6 @@ impl Fsm {
                 });
             }
             State::Backup => {
-                if let Some(f) = self.followed_alive(now) {
-                    if f.advert.src != adv.src && !outranks(&adv, &f.advert) {
-                        // A third address, no better than the live master
-                        // we follow: not the master, so not our business.
-                        return out;
-                    }
-                }
                 if self.demoted {
                     // Never take over early: only a silent LAN makes a
                     // demoted host master (see `set_demoted`).
@@ -524,7 +553,8 @@ impl Fsm {
                         interval: adv.interval(),
                     };
                     self.enter(now, State::Master, reason, &mut out);
-                } else if self.cfg.preempt && self.preferred_over(&adv) {
+                } else if self.cfg.preempt && self.preferred_over(&adv) && self.tie_comparable(&adv)
+                {
                     let reason = Reason::Preempt { master: adv.src };
                     self.enter(now, State::Master, reason, &mut out);
                 } else {
@@ -568,6 +598,18 @@ impl Fsm {
             advskew,
         };
         outranks(&ours, peer)
+    }
+
+    /// Can a tie with `peer` be settled by the addresses? Only when its
+    /// source has the family of ours (IPv4): an IPv6 source is a link-local
+    /// address whose host's IPv4 source we may not know yet, so a BACKUP
+    /// never preempts an exact tie on an IPv6 advert (FreeBSD never
+    /// preempts a tie at all); the same host's IPv4 advert decides
+    /// (`docs/interop.md`, "Both families").
+    fn tie_comparable(&self, peer: &PeerAdvert) -> bool {
+        let (advbase, advskew) = self.advertised();
+        peer.interval() != advert_interval(advbase, advskew)
+            || peer.src.is_ipv4() == self.cfg.local.is_ipv4()
     }
 
     fn own_advert(&self) -> Action {
@@ -1265,5 +1307,115 @@ mod tests {
         f.start(t0);
         assert!(f.handle_advert(t0, peer(1, 1, 200)).is_empty());
         assert_eq!(f.state(), State::Backup);
+    }
+
+    fn ip6(last: u16) -> IpAddr {
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last))
+    }
+
+    fn peer6(last: u16, advbase: u8, advskew: u8) -> PeerAdvert {
+        PeerAdvert {
+            src: ip6(last),
+            advbase,
+            advskew,
+        }
+    }
+
+    /// A master whose group has IPv6 addresses advertises on both
+    /// families: 192.0.2.2 and fe80::2 are one host. Its IPv6 adverts keep
+    /// us waiting for it (no master-down while only they arrive), the
+    /// master we follow stays known by its IPv4 source, and nothing moves.
+    #[test]
+    fn the_followed_masters_ipv6_advert_is_the_same_master() {
+        let t0 = Instant::now();
+        let mut f = fsm(100, true, t0);
+        f.start(t0);
+        assert!(f.handle_advert(t0, peer(2, 1, 0)).is_empty());
+        let mut now = t0;
+        for i in 1..=10u64 {
+            now = t0 + Duration::from_secs(i);
+            // Only the IPv6 copy arrives (e.g. IPv4 filtered): still the master.
+            assert!(f.handle_advert(now, peer6(2, 1, 0)).is_empty());
+            assert_eq!(
+                f.master_seen().map(|m| (m.advert.src, m.at)),
+                Some((ip(2), now))
+            );
+        }
+        assert_eq!(f.next_deadline(), Some(now + master_down_interval(1, 100)));
+        assert!(f.handle_advert(now, peer(2, 1, 0)).is_empty());
+        assert_eq!(f.state(), State::Backup);
+    }
+
+    /// IPv6 first (right after start): followed by its link-local address,
+    /// then the IPv4 copy takes over as the name of the same master.
+    #[test]
+    fn an_ipv4_copy_renames_a_master_first_heard_on_ipv6() {
+        let t0 = Instant::now();
+        let mut f = fsm(100, true, t0);
+        f.start(t0);
+        assert!(f.handle_advert(t0, peer6(2, 1, 0)).is_empty());
+        assert_eq!(f.master_seen().map(|m| m.advert.src), Some(ip6(2)));
+        assert!(f.handle_advert(t0, peer(2, 1, 0)).is_empty());
+        assert_eq!(f.master_seen().map(|m| m.advert.src), Some(ip(2)));
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(f.handle_advert(t1, peer6(2, 1, 0)).is_empty());
+        assert_eq!(f.master_seen().map(|m| m.advert.src), Some(ip(2)));
+    }
+
+    /// An exact tie is never preempted on an IPv6 advert: which IPv4
+    /// source (the tie key) stands behind a link-local address is known
+    /// only from the host's IPv4 advert, which then decides as before.
+    #[test]
+    fn exact_tie_is_not_preempted_on_an_ipv6_advert() {
+        let t0 = Instant::now();
+        // We are 192.0.2.1; 192.0.2.2 has the larger key (last octet weighs most).
+        let mut f = fsm(0, true, t0);
+        f.start(t0);
+        assert!(f.handle_advert(t0, peer6(2, 1, 0)).is_empty());
+        assert_eq!(f.state(), State::Backup);
+        let out = f.handle_advert(t0, peer(2, 1, 0));
+        assert_eq!(states(&out), vec![State::Master], "the IPv4 advert decides");
+        // A worse peer's IPv6 advert is still preempted (not a tie).
+        let mut g = fsm(0, true, t0);
+        g.start(t0);
+        let out = g.handle_advert(t0, peer6(2, 1, 100));
+        assert_eq!(states(&out), vec![State::Master]);
+    }
+
+    /// Another host on IPv6 with other values than the followed master is
+    /// still a third address: no preemption, no re-arming.
+    #[test]
+    fn an_ipv6_advert_with_other_values_is_a_third_address() {
+        let t0 = Instant::now();
+        let mut f = fsm(50, true, t0);
+        f.start(t0);
+        f.handle_advert(t0, peer(2, 1, 0));
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(f.handle_advert(t1, peer6(3, 1, 200)).is_empty());
+        assert_eq!(f.master_seen().map(|m| m.at), Some(t0));
+        assert_eq!(f.state(), State::Backup);
+    }
+
+    /// The master's bow-out arrives on both families, in either order:
+    /// one takeover.
+    #[test]
+    fn bow_out_on_both_families_takes_over_once() {
+        for v6_first in [false, true] {
+            let t0 = Instant::now();
+            let mut f = fsm(100, false, t0);
+            f.start(t0);
+            f.handle_advert(t0, peer(2, 1, 0));
+            f.handle_advert(t0, peer6(2, 1, 0));
+            let t1 = t0 + Duration::from_millis(500);
+            let (first, second) = if v6_first {
+                (peer6(2, 255, 255), peer(2, 255, 255))
+            } else {
+                (peer(2, 255, 255), peer6(2, 255, 255))
+            };
+            let a = f.handle_advert(t1, first);
+            let b = f.handle_advert(t1, second);
+            let all: Vec<State> = states(&a).into_iter().chain(states(&b)).collect();
+            assert_eq!(all, vec![State::Master], "v6 first: {v6_first}");
+        }
     }
 }

@@ -98,7 +98,8 @@ pub enum Reject {
     /// Not a sane IPv4 datagram carrying protocol 112, or shorter than a
     /// CARP header.
     Malformed,
-    /// TTL other than 255: sent from off-link or through a router.
+    /// TTL (IPv4) or hop limit (IPv6) other than 255: sent from off-link
+    /// or through a router.
     BadTtl(u8),
     BadVersion(u8),
     BadType(u8),
@@ -201,11 +202,11 @@ impl fmt::Display for Reject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reject::Malformed => f.write_str(
-                "malformed datagram (bad IPv4 header, not protocol 112, or truncated CARP header)",
+                "malformed datagram (bad IPv4 header, not protocol 112, no IPv6 hop limit, or truncated CARP header)",
             ),
             Reject::BadTtl(ttl) => write!(
                 f,
-                "TTL {ttl}, CARP requires 255 (sent from another subnet or through a router?)"
+                "TTL/hop limit {ttl}, CARP requires 255 (sent from another subnet or through a router?)"
             ),
             Reject::BadVersion(v) => write!(
                 f,

@@ -19,17 +19,17 @@
 //! netlink requests; the loop only commits the result ([`Daemon::commit`]).
 
 use super::{
-    flush, initial_counter, read_adverts, Daemon, DaemonError, GroupDriver, GroupRt, Iface,
-    STOP_GRACE,
+    flush, initial_counter, read_adverts, read_adverts6, wants_v6, Daemon, DaemonError,
+    GroupDriver, GroupRt, Iface, Iface6, STOP_GRACE,
 };
 use crate::carp::fsm::{Fsm, FsmConfig};
 use crate::carp::packet::AuthKey;
 use crate::config::{Carp, Config, Global, Group};
 use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpPlan, IpTiming, TaskLinks};
 use crate::ipplan::Lease;
-use crate::sys::linux::{ArpSocket, CarpSocket, LinkInfo, Netlink};
+use crate::sys::linux::{ArpSocket, CarpSocket, CarpSocket6, LinkInfo, Netlink};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
@@ -38,8 +38,9 @@ use tracing::{error, info, warn};
 /// What the preparation of a configuration needs to know about the
 /// running daemon: a copy, so it can run off the loop.
 pub(super) struct Running {
-    /// (id, name, configured source) of each CARP interface.
-    ifaces: Vec<(u64, String, Option<Ipv4Addr>)>,
+    /// (id, name, configured source, has an IPv6 socket) of each CARP
+    /// interface.
+    ifaces: Vec<(u64, String, Option<Ipv4Addr>, bool)>,
     /// (section, interface id) of each running group, in `groups` order.
     groups: Vec<(Group, u64)>,
 }
@@ -58,6 +59,9 @@ struct NewIface {
     sock: CarpSocket,
     source: Ipv4Addr,
     configured_source: Option<Ipv4Addr>,
+    /// The IPv6 socket and the link-local address it sends from, when a
+    /// group on the interface has IPv6 addresses.
+    v6: Option<(CarpSocket6, Ipv6Addr)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -106,7 +110,16 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
-async fn open_iface(netlink: &Netlink, g: &Group, carp: &Carp) -> Result<NewIface, DaemonError> {
+/// Opens the CARP sockets of `carp.carp_interface`: IPv4 always, IPv6
+/// too when `v6` (a group on it has IPv6 addresses), which needs a
+/// link-local address on the interface to send from
+/// (`docs/design.md` §4.7).
+async fn open_iface(
+    netlink: &Netlink,
+    g: &Group,
+    carp: &Carp,
+    v6: bool,
+) -> Result<NewIface, DaemonError> {
     let gerr = |source| DaemonError::Group {
         group: g.name.clone(),
         source,
@@ -123,11 +136,31 @@ async fn open_iface(netlink: &Netlink, g: &Group, carp: &Carp) -> Result<NewIfac
             })?,
     };
     let sock = CarpSocket::open_v4(&link.name, link.index, source).map_err(gerr)?;
+    let v6 = if v6 {
+        let link_local = netlink
+            .addrs(link.index)
+            .await
+            .map_err(gerr)?
+            .into_iter()
+            .find_map(|(a, _)| match a {
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(v6),
+                _ => None,
+            })
+            .ok_or_else(|| DaemonError::NoLinkLocal {
+                group: g.name.clone(),
+                iface: carp.carp_interface.clone(),
+            })?;
+        let sock6 = CarpSocket6::open_v6(&link.name, link.index).map_err(gerr)?;
+        Some((sock6, link_local))
+    } else {
+        None
+    };
     Ok(NewIface {
         link,
         sock,
         source,
         configured_source: carp.source,
+        v6,
     })
 }
 
@@ -193,14 +226,14 @@ pub(super) async fn prepare(
             continue;
         }
         // The first group on an interface sets its advert source.
-        let reuse = running
-            .ifaces
-            .iter()
-            .find(|(_, name, src)| *name == carp.carp_interface && *src == carp.source);
+        let v6 = needs_v6(&wanted, &carp.carp_interface);
+        let reuse = running.ifaces.iter().find(|(_, name, src, has_v6)| {
+            *name == carp.carp_interface && *src == carp.source && (*has_v6 || !v6)
+        });
         let r = match reuse {
-            Some((id, _, _)) => IfaceRef::Existing(*id),
+            Some((id, ..)) => IfaceRef::Existing(*id),
             None => {
-                new_ifaces.push(open_iface(netlink, g, carp).await?);
+                new_ifaces.push(open_iface(netlink, g, carp, v6).await?);
                 IfaceRef::New(new_ifaces.len() - 1)
             }
         };
@@ -280,7 +313,7 @@ impl Daemon {
             ifaces: self
                 .ifaces
                 .iter()
-                .map(|(id, i)| (*id, i.name.clone(), i.configured_source))
+                .map(|(id, i)| (*id, i.name.clone(), i.configured_source, i.v6.is_some()))
                 .collect(),
             groups: self
                 .groups
@@ -308,18 +341,32 @@ impl Daemon {
             let id = self.next_id;
             self.next_id += 1;
             let sock = Arc::new(ni.sock);
-            let reader = match self.rx_tx.upgrade() {
-                Some(tx) => tokio::spawn(read_adverts(id, sock.clone(), tx)),
-                None => {
-                    error!(dev = %ni.link.name, "the receive channel is closed; adverts on this interface are not read");
-                    tokio::spawn(async {})
-                }
+            let tx = self.rx_tx.upgrade();
+            if tx.is_none() {
+                error!(dev = %ni.link.name, "the receive channel is closed; adverts on this interface are not read");
+            }
+            let reader = match &tx {
+                Some(tx) => tokio::spawn(read_adverts(id, sock.clone(), tx.clone())),
+                None => tokio::spawn(async {}),
             };
+            let v6 = ni.v6.map(|(sock6, source)| {
+                let sock6 = Arc::new(sock6);
+                let reader = match tx {
+                    Some(tx) => tokio::spawn(read_adverts6(id, sock6.clone(), tx)),
+                    None => tokio::spawn(async {}),
+                };
+                Iface6 {
+                    sock: sock6,
+                    source,
+                    reader,
+                }
+            });
             self.ifaces.insert(
                 id,
                 Iface {
                     name: ni.link.name,
                     sock,
+                    v6,
                     source: ni.source,
                     configured_source: ni.configured_source,
                     groups: Vec::new(),
@@ -562,7 +609,13 @@ impl Daemon {
         // Its release reports no longer reach a loop that knows it: the
         // held bow-out goes once the IP task has ended.
         let signed = g.driver.take_held();
-        let sock = self.ifaces.get(&g.iface).map(|i| i.sock.clone());
+        let iface = self.ifaces.get(&g.iface);
+        let sock = iface.map(|i| i.sock.clone());
+        // Sent on every family the group advertises on, as its adverts are.
+        let sock6 = iface
+            .and_then(|i| i.v6.as_ref())
+            .filter(|_| wants_v6(&g.cfg))
+            .map(|v6| v6.sock.clone());
         let task = g.task.take();
         let name = g.cfg.name.clone();
         tokio::spawn(async move {
@@ -571,15 +624,28 @@ impl Daemon {
                     error!(group = %name, "IP removal did not finish in time; check the interface by hand");
                 }
             }
-            if let Some(sock) = sock {
-                for advert in signed {
+            for advert in signed {
+                if let Some(sock) = &sock {
                     if let Err(e) = sock.send(&advert).await {
                         warn!(group = %name, "sending the bow-out advert: {e}");
+                    }
+                }
+                if let Some(sock6) = &sock6 {
+                    if let Err(e) = sock6.send(&advert).await {
+                        warn!(group = %name, "sending the IPv6 bow-out advert: {e}");
                     }
                 }
             }
         });
     }
+}
+
+/// Does any group of `wanted` on CARP interface `dev` advertise on IPv6
+/// too ([`wants_v6`])? Then the interface opens its IPv6 socket.
+fn needs_v6(wanted: &[(Group, Carp)], dev: &str) -> bool {
+    wanted
+        .iter()
+        .any(|(g, c)| c.carp_interface == dev && wants_v6(g))
 }
 
 /// Lines for `[ipfail]` changes: timings apply at once, the socket and the

@@ -12,7 +12,7 @@
 //! rules are unit-tested with a virtual clock (see the tests below).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::carp::fsm::{Action, Fsm, PeerAdvert, Reason, State};
@@ -63,7 +63,7 @@ pub struct GroupStats {
 #[derive(Clone, Debug)]
 pub struct AuthFailure {
     pub diagnosis: AuthDiagnosis,
-    pub from: Option<Ipv4Addr>,
+    pub from: Option<IpAddr>,
     pub at: Instant,
 }
 
@@ -242,7 +242,7 @@ impl GroupDriver {
 
     /// A datagram for this group's vhid that was rejected; `from`: its
     /// sender, if the IP header could be read.
-    pub fn handle_reject(&mut self, now: Instant, reject: &Reject, from: Option<Ipv4Addr>) {
+    pub fn handle_reject(&mut self, now: Instant, reject: &Reject, from: Option<IpAddr>) {
         *self
             .stats
             .rejected

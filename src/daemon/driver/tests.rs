@@ -3,6 +3,7 @@
 use super::*;
 use crate::carp::fsm::{master_down_interval, FsmConfig, BOW_OUT};
 use crate::carp::packet::AuthDiagnosis;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
@@ -201,7 +202,7 @@ fn ties_are_counted_and_warned_about_once_a_minute_per_peer() {
 fn rejects_are_counted_by_class_and_the_last_auth_failure_kept() {
     let t0 = Instant::now();
     let mut d = driver(0, false, t0);
-    let from = Some(Ipv4Addr::new(192, 0, 2, 7));
+    let from = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
     d.handle_reject(t0, &Reject::BadAdvbase { vhid: 10 }, from);
     d.handle_reject(
         t0,
@@ -225,4 +226,35 @@ fn the_ip_task_waits_for_the_first_look_at_the_links() {
     // Link down at start: the task may reconcile (nothing is ours to keep).
     d.handle_link(t0, false);
     assert!(d.wish().started && !d.wish().master);
+}
+
+/// A peer whose group has IPv6 addresses advertises on both families:
+/// every advert counts as received, the backup stays backup following the
+/// peer's IPv4 source, and no transition is logged.
+#[test]
+fn a_master_heard_on_both_families_is_one_master() {
+    let t0 = Instant::now();
+    let mut d = driver(100, false, t0);
+    d.handle_link(t0, true);
+    events(&mut d);
+    let ll = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2));
+    let mut now = t0;
+    for i in 0..10u64 {
+        now = t0 + Duration::from_secs(i);
+        // Arrival order between the families is arbitrary.
+        if i % 2 == 0 {
+            d.handle_advert(now, ip(2), 1, 0);
+            d.handle_advert(now, ll, 1, 0);
+        } else {
+            d.handle_advert(now, ll, 1, 0);
+            d.handle_advert(now, ip(2), 1, 0);
+        }
+    }
+    assert_eq!(d.stats().adverts_received, 20);
+    assert_eq!(d.fsm().state(), State::Backup);
+    assert_eq!(d.fsm().master_seen().map(|m| m.advert.src), Some(ip(2)));
+    assert!(sent(&mut d).is_empty());
+    assert!(events(&mut d).is_empty(), "nothing moved");
+    assert_eq!(d.stats().transitions, 1, "only the start");
+    assert_eq!(d.next_deadline(), Some(now + master_down_interval(1, 100)));
 }

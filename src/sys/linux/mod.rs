@@ -14,7 +14,7 @@ pub mod netlink;
 pub use crate::sys::SysError;
 pub use arp::ArpSocket;
 pub use caps::{missing_capabilities, CAP_NET_ADMIN, CAP_NET_RAW};
-pub use carp_socket::{CarpSocket, CARP_GROUP_V4, IPPROTO_CARP};
+pub use carp_socket::{CarpSocket, CarpSocket6, Recv6, CARP_GROUP_V4, CARP_GROUP_V6, IPPROTO_CARP};
 pub use events::{NetEvent, NetEvents, NetListener};
 pub use icmp::{announce_v6, ping6_many, ping_many};
 pub use ndp::ns_probe;
