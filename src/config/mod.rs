@@ -8,6 +8,7 @@
 //!   the host's own addresses), for `ipfail check` and the daemon.
 
 mod describe;
+pub mod health;
 #[cfg(target_os = "linux")]
 pub mod host;
 pub mod ini;
@@ -209,6 +210,10 @@ pub struct Carp {
     pub carp_interface: String,
     /// Advert source; `None`: the first IPv4 address of `carp_interface`.
     pub source: Option<Ipv4Addr>,
+    /// Health checks (`check`, `check_*` keys); `None`: always healthy.
+    pub health: Option<health::Health>,
+    /// State-change script (`notify`): program and arguments.
+    pub notify: Option<Vec<String>>,
 }
 
 impl Config {

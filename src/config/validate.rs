@@ -236,6 +236,8 @@ fn build_group(sec: &Section) -> Res<ParsedGroup> {
             None => interface.clone(),
         },
         source: value("source").map(|v| v.ipv4()).transpose()?,
+        health: None,
+        notify: None,
     };
     Ok(ParsedGroup {
         group: Group {
@@ -597,6 +599,8 @@ mod tests {
                 ],
                 carp_interface: "igb1".into(),
                 source: None,
+                health: None,
+                notify: None,
             }
         );
     }
