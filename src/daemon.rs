@@ -181,6 +181,8 @@ struct Daemon {
     next_id: u64,
     /// The IP tasks' reports "release of epoch E done", by group id.
     released_tx: mpsc::UnboundedSender<(u64, u64)>,
+    /// The running health checks; their outcomes come to the loop.
+    checks: crate::health::Checks,
     /// For the readers of interfaces a reload adds. Weak, so that the loop
     /// still sees the channel close when every reader has stopped.
     rx_tx: mpsc::WeakSender<(u64, Rx)>,
@@ -255,7 +257,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     let (rx_tx, mut rx) = mpsc::channel::<(u64, Rx)>(1024);
     let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(u64, u64)>();
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
+    let (check_tx, mut check_rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
+        checks: crate::health::Checks::new(check_tx),
         released_tx,
         reloading: false,
         reload_tx,
@@ -348,6 +352,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
             },
             Some((id, epoch)) = released_rx.recv() => d.on_released(id, epoch).await,
             Some(done) = reload_rx.recv() => d.finish_reload(done).await,
+            Some((id, outcome)) = check_rx.recv() => d.on_check(id, outcome).await,
             Some(links) = resync_rx.recv() => {
                 d.links_read(links);
                 d.apply_links().await;
@@ -565,6 +570,22 @@ impl Daemon {
         }
     }
 
+    /// An outcome of health check `id`: to every group that lists it.
+    async fn on_check(&mut self, id: usize, outcome: crate::health::Outcome) {
+        let now = Instant::now();
+        debug!(check = id, ok = outcome.ok, latency_ms = outcome.latency.as_millis() as u64, detail = %outcome.detail, "check");
+        for g in self.groups.iter_mut() {
+            if !g.driver.health().is_some_and(|h| h.ids().any(|i| i == id)) {
+                continue;
+            }
+            g.driver.handle_check(now, id, &outcome);
+            self.dirty = true;
+            if flush(&self.ifaces, g).await {
+                self.urgent = true;
+            }
+        }
+    }
+
     /// The IP task of group `id` finished releasing mastership `epoch`.
     async fn on_released(&mut self, id: u64, epoch: u64) {
         if let Some(g) = self.groups.iter_mut().find(|g| g.id == id) {
@@ -707,6 +728,18 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
             } => warn!(group = %name, %peer, advbase, advskew,
                 "exact tie: {peer} advertises the same advbase and advskew as we do; the smaller address read little-endian wins (UCarp's rule, docs/interop.md); give the hosts different advskew (logged at most every {} s per peer)",
                 driver::TIE_LOG_EVERY.as_secs()),
+            Event::Health {
+                healthy: false,
+                check,
+                detail,
+            } => warn!(group = %name, %check,
+                "unhealthy: {check} failed ({detail}); advertising as least preferred so a healthy peer takes over"),
+            Event::Health {
+                healthy: true,
+                check,
+                detail,
+            } => info!(group = %name, %check,
+                "healthy again ({check}: {detail}); advertising our own advbase/advskew"),
             Event::ReleaseLate => warn!(group = %name,
                 "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
         }

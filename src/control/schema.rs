@@ -55,6 +55,9 @@ pub struct GroupStatus {
     pub master_down_in_secs: Option<f64>,
     /// Every configured IP, in file order.
     pub ips: Vec<IpStatus>,
+    /// Health checks (`check` keys); null when the group has none.
+    #[serde(default)]
+    pub health: Option<HealthStatus>,
     /// The last held IP that disappeared from the interface (removed by
     /// someone, or its lease ran out), in words; null if none.
     #[serde(default)]
@@ -92,6 +95,36 @@ pub struct MasterStatus {
     /// Seconds since its last advert (ours, when this host is master).
     pub age_secs: f64,
     pub this_host: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// Every check passes (`fall`/`rise` applied). An unhealthy group
+    /// advertises itself as least preferred.
+    pub healthy: bool,
+    /// Some check has no verdict yet (fewer than `rise` successes since
+    /// start): treated as unhealthy.
+    pub pending: bool,
+    pub fall: u32,
+    pub rise: u32,
+    pub interval_secs: f64,
+    pub timeout_secs: f64,
+    pub checks: Vec<CheckStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// As written: `http http://127.0.0.1:80/health`, `tcp ...`, `exec ...`.
+    pub check: String,
+    /// `ok`, `failing` or `pending`.
+    pub state: String,
+    /// The last run: passed, how long it took, what it said, how long ago.
+    pub last_ok: Option<bool>,
+    pub last_latency_ms: Option<f64>,
+    pub last_detail: Option<String>,
+    pub last_age_secs: Option<f64>,
+    /// Seconds since the verdict last changed.
+    pub since_change_secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

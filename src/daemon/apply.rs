@@ -25,6 +25,7 @@ use super::{
 use crate::carp::fsm::{Fsm, FsmConfig};
 use crate::carp::packet::AuthKey;
 use crate::config::{Carp, Config, Global, Group};
+use crate::health::GroupHealth;
 use crate::ipmgr::{self, Desired, GroupIpStatus, GroupIps, IpPlan, IpTiming, TaskLinks};
 use crate::ipplan::Lease;
 use crate::sys::linux::{ArpSocket, CarpSocket, CarpSocket6, LinkInfo, Netlink};
@@ -75,7 +76,7 @@ enum Step {
     /// Same election: update in place (`old` indexes the running groups).
     Keep {
         old: usize,
-        group: Group,
+        group: Box<Group>,
     },
     Start(Box<Starting>),
 }
@@ -254,7 +255,10 @@ pub(super) async fn prepare(
                 .map(|why| (o, why))
         });
         match (old, why) {
-            (Some(old), None) => steps.push(Step::Keep { old, group: g }),
+            (Some(old), None) => steps.push(Step::Keep {
+                old,
+                group: Box::new(g),
+            }),
             (_, old) => {
                 let gerr = |source| DaemonError::Group {
                     group: g.name.clone(),
@@ -388,7 +392,7 @@ impl Daemon {
                     let Some(mut g) = old_groups.get_mut(old).and_then(Option::take) else {
                         continue;
                     };
-                    report.push(self.update_kept(&mut g, group, timing));
+                    report.push(self.update_kept(&mut g, *group, timing));
                     groups.push(g);
                 }
                 Step::Start(start) => {
@@ -430,6 +434,13 @@ impl Daemon {
             self.retire(g, "it is no longer in the configuration").await;
         }
         self.groups = groups;
+        let used = self
+            .groups
+            .iter()
+            .filter_map(|g| g.driver.health())
+            .flat_map(|h| h.ids())
+            .collect();
+        self.checks.retain(&used);
         // Interfaces no group uses any more close (dropping one stops its reader).
         let used: BTreeSet<u64> = self.groups.iter().map(|g| g.iface).collect();
         self.ifaces.retain(|id, _| used.contains(id));
@@ -450,7 +461,7 @@ impl Daemon {
 
     /// A group whose election settings did not change: new key, addresses
     /// and timings take effect in place.
-    fn update_kept(&self, g: &mut GroupRt, new: Group, timing: IpTiming) -> String {
+    fn update_kept(&mut self, g: &mut GroupRt, new: Group, timing: IpTiming) -> String {
         let mut what = Vec::new();
         let old: BTreeSet<_> = g.cfg.ips.iter().collect();
         let now: BTreeSet<_> = new.ips.iter().collect();
@@ -477,6 +488,18 @@ impl Daemon {
             ips: new.ips.clone(),
             timing,
         };
+        if let (Some(a), Some(b)) = (&g.cfg.carp, &new.carp) {
+            if a.health != b.health {
+                // Checks kept keep their verdict; new ones start pending.
+                let now = Instant::now();
+                let health = b
+                    .health
+                    .as_ref()
+                    .map(|h| GroupHealth::start(h, &mut self.checks, g.driver.health(), now));
+                g.driver.set_health(now, health);
+                what.push("health checks changed".to_string());
+            }
+        }
         g.plan.send_if_modified(|p| {
             let changed = *p != plan;
             if changed {
@@ -556,7 +579,7 @@ impl Daemon {
             .ifaces
             .get(&iface)
             .map_or(Ipv4Addr::UNSPECIFIED, |i| i.source);
-        let mut fsm = Fsm::new(
+        let fsm = Fsm::new(
             FsmConfig {
                 vhid: carp.vhid,
                 advbase: carp.advbase,
@@ -566,9 +589,20 @@ impl Daemon {
             },
             now,
         );
+        let mut driver = GroupDriver::new(
+            fsm,
+            AuthKey::new(&carp.pass, &carp.hmac_addrs),
+            initial_counter(id as usize),
+            adopt,
+        );
+        // In INIT these only set flags: no actions.
+        let health = carp
+            .health
+            .as_ref()
+            .map(|h| GroupHealth::start(h, &mut self.checks, None, now));
+        driver.set_health(now, health);
         if self.demoted.contains(&g.name) {
-            // In INIT this only sets the flag: no actions.
-            fsm.set_demoted(now, true);
+            driver.set_demoted(now, true);
             warn!(group = %g.name, "demoted (listed in {}): advertising as least preferred until `ipfail promote {}`",
                 crate::state::demoted_path(&self.state_dir).display(), g.name);
         }
@@ -583,12 +617,7 @@ impl Daemon {
         );
         GroupRt {
             id,
-            driver: GroupDriver::new(
-                fsm,
-                AuthKey::new(&carp.pass, &carp.hmac_addrs),
-                initial_counter(id as usize),
-                adopt,
-            ),
+            driver,
             iface,
             links,
             desired,

@@ -45,7 +45,7 @@ impl Daemon {
                 continue;
             };
             let was = g.driver.fsm().state();
-            let unchanged = g.driver.fsm().is_demoted() == on;
+            let unchanged = g.driver.is_operator_demoted() == on;
             g.driver.set_demoted(now, on);
             if flush(&self.ifaces, g).await {
                 self.urgent = true;

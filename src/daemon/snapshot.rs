@@ -14,7 +14,9 @@ use crate::control::schema::{
     secs, AuthStatus, Counters, DaemonInfo, GroupStatus, InterfaceStatus, IpEvent, IpStatus,
     MasterStatus, Status, TieStatus,
 };
+use crate::control::schema::{CheckStatus, HealthStatus};
 use crate::control::VERSION;
+use crate::health::GroupHealth;
 use crate::ipmgr::{GroupIpStatus, IpState};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -62,6 +64,7 @@ pub(crate) struct GroupSnap {
     auth: Option<AuthFailure>,
     transitions_at: Vec<Instant>,
     ties: Vec<(IpAddr, TieSeen)>,
+    health: Option<GroupHealth>,
 }
 
 struct MasterSnap {
@@ -216,6 +219,7 @@ impl GroupSnap {
                 .master_down_at
                 .map(|at| secs(at.saturating_duration_since(now))),
             ips,
+            health: self.health.as_ref().map(|h| health_status(h, now)),
             last_ip_event: last_event.map(|(what, at)| IpEvent {
                 what,
                 age_secs: secs(
@@ -261,6 +265,40 @@ impl GroupSnap {
     }
 }
 
+fn health_status(h: &GroupHealth, now: Instant) -> HealthStatus {
+    HealthStatus {
+        healthy: h.healthy(),
+        pending: h.pending(),
+        fall: h.fall,
+        rise: h.rise,
+        interval_secs: h.interval.as_secs_f64(),
+        timeout_secs: h.timeout.as_secs_f64(),
+        checks: h
+            .checks
+            .iter()
+            .map(|c| {
+                let last = c.judge.last();
+                CheckStatus {
+                    check: c.name.clone(),
+                    state: if c.judge.pending() {
+                        "pending"
+                    } else if c.judge.healthy() {
+                        "ok"
+                    } else {
+                        "failing"
+                    }
+                    .to_string(),
+                    last_ok: last.map(|(o, _)| o.ok),
+                    last_latency_ms: last.map(|(o, _)| o.latency.as_secs_f64() * 1000.0),
+                    last_detail: last.map(|(o, _)| o.detail.clone()),
+                    last_age_secs: last.map(|(_, at)| secs(now.saturating_duration_since(*at))),
+                    since_change_secs: secs(now.saturating_duration_since(c.judge.changed_at())),
+                }
+            })
+            .collect(),
+    }
+}
+
 fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
     let fsm = g.driver.fsm();
     let stats = g.driver.stats();
@@ -296,7 +334,7 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
         advbase: cfg.advbase,
         advskew: cfg.advskew,
         preempt: cfg.preempt,
-        demoted: fsm.is_demoted(),
+        demoted: g.driver.is_operator_demoted(),
         interface: g.cfg.interface.clone(),
         carp_interface: ifaces
             .get(&g.iface)
@@ -315,6 +353,7 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
         auth: g.driver.auth().cloned(),
         transitions_at: g.driver.transitions_at().collect(),
         ties: stats.ties.iter().map(|(p, t)| (*p, t.clone())).collect(),
+        health: g.driver.health().cloned(),
     }
 }
 

@@ -3,7 +3,9 @@
 //! - CRITICAL: the daemon is down; a group has no master anywhere (this host
 //!   is INIT, or BACKUP without an advert for longer than its master-down
 //!   interval); an IP is in conflict or failed;
-//! - WARNING: an advert failed authentication, a peer tied with us exactly
+//! - CRITICAL too: this host is MASTER of a group whose health checks fail
+//!   (a degraded master: no healthy host holds the group);
+//! - WARNING: a health check fails on a BACKUP; an advert failed authentication, a peer tied with us exactly
 //!   (same advbase and advskew), or a group changed state 3 or more times,
 //!   in the last 5 minutes;
 //! - UNKNOWN: the configuration cannot be read, or the daemon cannot be asked;
@@ -71,6 +73,30 @@ pub fn evaluate(s: &Status) -> (Level, String) {
 fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
     let mut out = Vec::new();
     let name = &g.name;
+    if let Some(h) = g.health.as_ref().filter(|h| !h.healthy) {
+        let failing: Vec<&str> = h
+            .checks
+            .iter()
+            .filter(|c| c.state != "ok")
+            .map(|c| c.check.as_str())
+            .collect();
+        let what = format!(
+            "{} ({})",
+            if h.pending {
+                "not yet healthy"
+            } else {
+                "unhealthy"
+            },
+            failing.join(", ")
+        );
+        match g.state.as_str() {
+            "MASTER" => out.push((
+                Level::Critical,
+                format!("{name}: MASTER but {what}: no healthy host holds the group"),
+            )),
+            _ => out.push((Level::Warning, format!("{name}: {what}"))),
+        }
+    }
     let down_after = master_down_interval(g.advbase, g.advskew).as_secs_f64();
     match g.state.as_str() {
         "INIT" => out.push((
@@ -190,6 +216,41 @@ mod tests {
             line,
             "IPFAIL OK - web BACKUP (master 192.0.2.1), db MASTER (2/2 IPs held)"
         );
+    }
+
+    #[test]
+    fn failing_checks_warn_on_a_backup_and_are_critical_on_the_master() {
+        use crate::control::schema::{CheckStatus, HealthStatus};
+        let failing = HealthStatus {
+            healthy: false,
+            pending: false,
+            fall: 3,
+            rise: 2,
+            interval_secs: 1.0,
+            timeout_secs: 0.5,
+            checks: vec![CheckStatus {
+                check: "http http://127.0.0.1:80/health".into(),
+                state: "failing".into(),
+                last_ok: Some(false),
+                last_latency_ms: Some(0.4),
+                last_detail: Some("connect: refused".into()),
+                last_age_secs: Some(0.2),
+                since_change_secs: 4.0,
+            }],
+        };
+        let mut s = status();
+        s.groups[0].health = Some(failing.clone()); // web: BACKUP
+        let (level, line) = evaluate(&s);
+        assert_eq!(level, Level::Warning);
+        assert_eq!(
+            line,
+            "IPFAIL WARNING - web: unhealthy (http http://127.0.0.1:80/health)"
+        );
+        let mut s = status();
+        s.groups[1].health = Some(failing); // db: MASTER
+        let (level, line) = evaluate(&s);
+        assert_eq!(level, Level::Critical);
+        assert!(line.contains("db: MASTER but unhealthy"), "{line}");
     }
 
     #[test]

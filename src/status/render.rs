@@ -153,6 +153,35 @@ fn details(out: &mut String, g: &GroupStatus) {
         format!("gratuitous ARPs {}", c.garps_sent),
     ];
     push_wrapped(out, "  adverts: ", &counters);
+    if let Some(h) = &g.health {
+        let verdict = match (h.healthy, h.pending) {
+            (true, _) => "healthy".to_string(),
+            (false, true) => {
+                "PENDING (not yet healthy: advertising as least preferred)".to_string()
+            }
+            (false, false) => "UNHEALTHY: advertising as least preferred".to_string(),
+        };
+        push_wrapped(
+            out,
+            "  health: ",
+            &[
+                format!("{verdict};"),
+                format!(
+                    "fall {} rise {}, every {} s, timeout {} s",
+                    h.fall, h.rise, h.interval_secs, h.timeout_secs
+                ),
+            ],
+        );
+        for c in &h.checks {
+            let mut words = vec![format!("{:<8}", c.state.to_uppercase()), c.check.clone()];
+            if let (Some(ms), Some(detail)) = (c.last_latency_ms, &c.last_detail) {
+                words.push(format!("{ms:.1} ms:"));
+                words.push(detail.clone());
+            }
+            words.push(format!("(for {:.0} s)", c.since_change_secs));
+            push_wrapped(out, "    ", &words);
+        }
+    }
     if let Some(e) = &g.last_ip_event {
         push_wrapped(
             out,
@@ -301,6 +330,7 @@ pub(crate) mod tests {
                 ip("203.0.113.11/32", "absent", None),
             ],
             last_ip_event: None,
+            health: None,
             counters: Counters {
                 adverts_sent: 3,
                 adverts_received: 751,

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::carp::fsm::{Action, Fsm, PeerAdvert, Reason, State};
 use crate::carp::ipv4::Reject;
 use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
+use crate::health::{GroupHealth, Outcome};
 use crate::ipmgr::Desired;
 
 /// Pause before probing after preempting a live master: it drops the IPs
@@ -88,6 +89,13 @@ pub enum Event {
     /// Adverts that waited for the IPs to go were sent without the IP
     /// task's report after [`RELEASE_WAIT`].
     ReleaseLate,
+    /// The group's health changed: `check` decided it, `detail` is its
+    /// last result.
+    Health {
+        healthy: bool,
+        check: String,
+        detail: String,
+    },
 }
 
 /// Adverts that may leave only once the IP task reports the release of
@@ -117,6 +125,11 @@ pub struct GroupDriver {
     held: Option<Held>,
     events: VecDeque<Event>,
     last_sent: Option<Instant>,
+    /// `ipfail demote` (persisted by the control thread).
+    operator_demoted: bool,
+    /// The health checks say no (or have not said yes yet).
+    unhealthy: bool,
+    health: Option<GroupHealth>,
 }
 
 impl GroupDriver {
@@ -139,7 +152,62 @@ impl GroupDriver {
             held: None,
             events: VecDeque::new(),
             last_sent: None,
+            operator_demoted: false,
+            unhealthy: false,
+            health: None,
         }
+    }
+
+    pub fn is_operator_demoted(&self) -> bool {
+        self.operator_demoted
+    }
+    pub fn is_unhealthy(&self) -> bool {
+        self.unhealthy
+    }
+    pub fn health(&self) -> Option<&GroupHealth> {
+        self.health.as_ref()
+    }
+
+    /// The group's health checks (at start, and on a reload that changes
+    /// them). Until they say healthy the group advertises itself as least
+    /// preferred, so a host that boots with a dead service never takes
+    /// the group from a healthy peer; a group resuming on its own leased
+    /// IPs starts healthy instead (its service was serving a moment ago)
+    /// and `fall` failures demote it (docs/design.md §6.12).
+    pub fn set_health(&mut self, now: Instant, health: Option<GroupHealth>) {
+        self.health = health;
+        if let Some(h) = &mut self.health {
+            if self.adopt && !self.started {
+                h.assume_healthy(now);
+            }
+        }
+        self.unhealthy = self.health.as_ref().is_some_and(|h| !h.healthy());
+        self.apply_demotion(now);
+    }
+
+    /// An outcome of check `id` (the group may not use it: ignored).
+    pub fn handle_check(&mut self, now: Instant, id: usize, outcome: &Outcome) {
+        let Some(h) = &mut self.health else {
+            return;
+        };
+        if let Some((check, healthy)) = h.record(now, id, outcome) {
+            self.unhealthy = !healthy;
+            self.events.push_back(Event::Health {
+                healthy,
+                check,
+                detail: outcome.detail.clone(),
+            });
+            self.apply_demotion(now);
+        }
+    }
+
+    /// Advertise as least preferred while demoted by the operator or
+    /// unhealthy ([`Fsm::set_demoted`] has the rules).
+    fn apply_demotion(&mut self, now: Instant) {
+        let out = self
+            .fsm
+            .set_demoted(now, self.operator_demoted || self.unhealthy);
+        self.run(now, out);
     }
 
     pub fn fsm(&self) -> &Fsm {
@@ -299,9 +367,10 @@ impl GroupDriver {
         }
     }
 
+    /// `ipfail demote` / `promote`.
     pub fn set_demoted(&mut self, now: Instant, on: bool) {
-        let out = self.fsm.set_demoted(now, on);
-        self.run(now, out);
+        self.operator_demoted = on;
+        self.apply_demotion(now);
     }
 
     /// Graceful stop: the IPs go, then a master's bow-out advert.

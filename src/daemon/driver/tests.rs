@@ -3,6 +3,7 @@
 use super::*;
 use crate::carp::fsm::{master_down_interval, FsmConfig, BOW_OUT};
 use crate::carp::packet::AuthDiagnosis;
+use crate::health::{GroupHealth, Outcome};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn ip(last: u8) -> IpAddr {
@@ -257,4 +258,97 @@ fn a_master_heard_on_both_families_is_one_master() {
     assert!(events(&mut d).is_empty(), "nothing moved");
     assert_eq!(d.stats().transitions, 1, "only the start");
     assert_eq!(d.next_deadline(), Some(now + master_down_interval(1, 100)));
+}
+
+fn health(t: Instant) -> GroupHealth {
+    use crate::health::{GroupCheck, Judge};
+    GroupHealth {
+        checks: vec![GroupCheck {
+            id: 0,
+            name: "tcp 127.0.0.1:80".into(),
+            judge: Judge::new(2, 2, t),
+        }],
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+        fall: 2,
+        rise: 2,
+    }
+}
+
+fn check(ok: bool) -> Outcome {
+    Outcome {
+        ok,
+        latency: Duration::from_millis(2),
+        detail: if ok { "connected" } else { "refused" }.into(),
+    }
+}
+
+#[test]
+fn a_group_with_checks_advertises_as_least_preferred_until_they_pass() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    d.set_health(t0, Some(health(t0)));
+    assert!(d.is_unhealthy() && !d.is_operator_demoted());
+    // A silent LAN still makes it master (a degraded server beats none),
+    // advertising 255/255 so any healthy peer takes over at once.
+    d.handle_link(t0, true);
+    let t = t0 + master_down_interval(1, 0);
+    d.handle_timeout(t);
+    assert_eq!(d.fsm().state(), State::Master);
+    let adv = sent(&mut d);
+    assert!(adv.iter().all(|a| a.is_bow_out()), "{adv:?}");
+    events(&mut d);
+    // Two passing runs: healthy, our own values again.
+    d.handle_check(t, 0, &check(true));
+    assert!(sent(&mut d).is_empty());
+    d.handle_check(t, 0, &check(true));
+    assert!(!d.is_unhealthy());
+    let adv = sent(&mut d);
+    assert_eq!((adv[0].advbase, adv[0].advskew), (1, 0));
+    assert!(events(&mut d)
+        .iter()
+        .any(|e| matches!(e, Event::Health { healthy: true, .. })));
+    // Two failures: a master gives the group away (releases first, then
+    // the 255/255 advert once the IPs are gone).
+    d.handle_check(t, 0, &check(false));
+    d.handle_check(t, 0, &check(false));
+    assert!(d.is_unhealthy());
+    assert_eq!(d.fsm().state(), State::Backup);
+    assert!(!d.wish().master);
+    assert!(sent(&mut d).is_empty(), "held until the IPs are gone");
+    d.handle_released(d.wish().epoch);
+    assert!(sent(&mut d)[0].is_bow_out());
+    // Another check's outcome changes nothing here.
+    d.handle_check(t, 9, &check(true));
+    assert!(d.is_unhealthy());
+}
+
+#[test]
+fn a_restart_resuming_on_its_own_ips_starts_healthy() {
+    let t0 = Instant::now();
+    let mut d = driver(0, true, t0);
+    d.set_health(t0, Some(health(t0)));
+    assert!(!d.is_unhealthy(), "its service was serving a moment ago");
+    d.handle_link(t0, true);
+    let adv = sent(&mut d);
+    assert_eq!((adv[0].advbase, adv[0].advskew), (1, 0));
+}
+
+#[test]
+fn promotion_does_not_override_a_failing_health_check() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    d.set_health(t0, Some(health(t0)));
+    d.set_demoted(t0, true);
+    d.set_demoted(t0, false);
+    assert!(
+        d.fsm().is_demoted(),
+        "still unhealthy: still least preferred"
+    );
+    d.handle_check(t0, 0, &check(true));
+    d.handle_check(t0, 0, &check(true));
+    assert!(!d.fsm().is_demoted());
+    d.set_demoted(t0, true);
+    d.handle_check(t0, 0, &check(true));
+    assert!(d.fsm().is_demoted(), "health does not undo the operator");
 }
