@@ -1783,6 +1783,26 @@ mod health_tests {
     }
 
     #[test]
+    fn the_readme_nginx_example_parses() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("For nginx in front of PHP-FPM")
+            .nth(1)
+            .and_then(|rest| rest.split("```ini\n").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_else(|| panic!("no nginx example in the README"));
+        let h = health(&ok(block), 0);
+        assert_eq!(
+            kinds(&h),
+            [
+                ("http http://127.0.0.1:80/health".to_string(), 6),
+                ("tcp 127.0.0.1:443".to_string(), 7)
+            ]
+        );
+        assert_eq!((h.fall, h.rise), (3, 2));
+    }
+
+    #[test]
     fn never_panics_on_odd_checks() {
         for line in [
             "tcp [",
