@@ -751,10 +751,13 @@ ips : 208.43.48.5
 
     #[test]
     fn never_panics_on_mutated_input() {
-        let seeds: [&[u8]; 3] = [
+        let seeds: [&[u8]; 4] = [
             LEGACY.as_bytes(),
             include_bytes!("../../etc/ipfail.cfg"),
             b"[DEFAULT]\ninterface = eth0\n[ipfail]\ngarp_count = 3\n[g]\nips = 192.0.2.1/24,\n  2001:db8::1\nvhid = 9\npass = x\n",
+            b"[DEFAULT]\ncheck_fall = 2\n[g]\ninterface = e0\nips = 192.0.2.1\nvhid = 9\n\
+              check : tcp [2001:db8::1]:443\n  http http://h.example:8080/a?b\n  exec /bin/true -q\n\
+              check_interval = 1.5\ncheck_timeout = 0.2\ncheck_rise = 1\nnotify = /bin/true x\n",
         ];
         let path = Path::new("fuzz.cfg");
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
