@@ -239,6 +239,76 @@ fn a_state_dir_that_is_a_file_is_an_error_and_a_warning_with_other_host() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_missing_check_program_is_an_error_and_a_warning_with_other_host() {
+    let dir = scratch("noprog");
+    let missing = dir.join("check-missing");
+    let body = format!(
+        "[ipfail]\nstate_dir = {}\n[web]\ninterface = lo\nvhid = 10\nips = 203.0.113.77\n\
+         check : tcp 127.0.0.1:443\n        exec {} --quick\n",
+        dir.join("state").display(),
+        missing.display()
+    );
+    let p = write(&dir, "noprog.cfg", &body);
+    let out = check(&p);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = format!(
+        "{p}:8: key 'check' in [web]: {} does not exist",
+        missing.display()
+    );
+    assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+
+    let out = check_other_host(&p);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("warning (another host's file): {want}")),
+        "{stderr}"
+    );
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_with_checks_passes_and_lists_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("checks");
+    let script = dir.join("check-php-fpm");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let body = format!(
+        "[ipfail]\nstate_dir = {}\n[DEFAULT]\ncheck_fall = 4\n\
+         [web]\ninterface = lo\nvhid = 10\nips = 203.0.113.77\n\
+         check : http http://127.0.0.1/health\n        tcp 127.0.0.1:443\n\
+         \x20       exec {} --quick\ncheck_interval = 2\ncheck_timeout = 0.75\n\
+         notify = {} changed\n\
+         [mail]\ninterface = lo\nvhid = 11\nips = 203.0.113.78\n",
+        dir.join("state").display(),
+        script.display(),
+        script.display()
+    );
+    let p = write(&dir, "checks.cfg", &body);
+    let out = check(&p);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    for want in [
+        "    checks every 2s, timeout 0.75s, fall 4, rise 2".to_string(),
+        "      http http://127.0.0.1:80/health (line 9)".to_string(),
+        "      tcp 127.0.0.1:443 (line 10)".to_string(),
+        format!("      exec {} --quick (line 11)", script.display()),
+        format!("    notify: {} changed", script.display()),
+        format!("{p}: configuration OK"),
+    ] {
+        assert!(stdout.contains(&want), "missing {want:?} in:\n{stdout}");
+    }
+    // [mail] has no check: nothing listed for it.
+    assert_eq!(stdout.matches("checks every").count(), 1, "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// In a namespace whose eth0 is 192.0.2.1/24, a file that lists 192.0.2.1
 /// as a floating IP is refused with the line, the address, the interface
 /// and what to do, and the address stays on eth0.

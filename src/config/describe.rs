@@ -72,6 +72,9 @@ impl Config {
             for line in wrap(&details(group), WIDTH - 4) {
                 let _ = writeln!(out, "    {line}");
             }
+            for line in health_lines(group) {
+                let _ = writeln!(out, "{}", cut(&line, WIDTH));
+            }
         }
         if hook_only > 0 {
             out.push_str("VHID '-': no CARP; the group is moved only by 'ipfail hook'\n");
@@ -155,6 +158,44 @@ fn details(group: &Group) -> Vec<String> {
         out.extend(carp.hmac_addrs.iter().map(ToString::to_string));
     }
     out
+}
+
+/// The group's checks with their timings, and its notify command.
+fn health_lines(group: &Group) -> Vec<String> {
+    let Some(carp) = &group.carp else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(h) = &carp.health {
+        out.push(format!(
+            "    checks every {}s, timeout {}s, fall {}, rise {} (unhealthy: advertises 255/255):",
+            fmt_seconds(h.interval),
+            fmt_seconds(h.timeout),
+            h.fall,
+            h.rise
+        ));
+        for check in &h.checks {
+            out.push(format!(
+                "      {} (line {})",
+                check.kind.describe(),
+                check.line
+            ));
+        }
+    }
+    if let Some(argv) = &carp.notify {
+        out.push(format!("    notify: {}", argv.join(" ")));
+    }
+    out
+}
+
+/// `text` within `width` characters, ending in `...` if cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(width.saturating_sub(3)).collect();
+    short.push_str("...");
+    short
 }
 
 fn pad_row(cells: &[String; 7], widths: &[usize; 7]) -> String {
@@ -274,6 +315,32 @@ settings (no [ipfail] section, all defaults):
         // Every address is shown.
         let shown = text.matches("2001:db8:ffff:").count();
         assert_eq!(shown, 40, "{text}");
+    }
+
+    #[test]
+    fn checks_and_notify_are_listed() {
+        let long = format!("/usr/local/bin/{}", "x".repeat(120));
+        let cfg = config(&format!(
+            "[web]\ninterface = eth0\nvhid = 10\nips = 192.0.2.10\n\
+             check : http http://127.0.0.1/health\n  tcp [::1]:443\n  exec {long} --quick\n\
+             check_interval = 2\ncheck_rise = 3\nnotify = /usr/local/sbin/on-change now\n\
+             [mail]\ninterface = eth0\nvhid = 11\nips = 192.0.2.20\n"
+        ));
+        let text = cfg.describe();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            &lines[3..8],
+            [
+                "    checks every 2s, timeout 0.5s, fall 3, rise 3 (unhealthy: advertises 255/255):",
+                "      http http://127.0.0.1:80/health (line 5)",
+                "      tcp [::1]:443 (line 6)",
+                &format!("      exec {}...", &long[..86]),
+                "    notify: /usr/local/sbin/on-change now",
+            ],
+            "{text}"
+        );
+        assert!(lines[8].starts_with("mail "), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
     }
 
     #[test]

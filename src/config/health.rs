@@ -24,6 +24,16 @@ pub struct Health {
     pub rise: u32,
 }
 
+/// `host:port`, or `[host]:port` for an IPv6 address (hosts are stored
+/// without brackets, ready for `(host, port)` name resolution).
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// One line of `check`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Check {
@@ -34,7 +44,8 @@ pub struct Check {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CheckKind {
-    /// `tcp HOST:PORT`: a TCP connect succeeds.
+    /// `tcp HOST:PORT`: a TCP connect succeeds. `host` is an IP address
+    /// (IPv6 without brackets) or a host name.
     Tcp { host: String, port: u16 },
     /// `http http://HOST[:PORT]/PATH`: a GET is answered 2xx or 3xx.
     Http {
@@ -51,8 +62,10 @@ impl CheckKind {
     /// As written in the file, for logs and `ipfail status`.
     pub fn describe(&self) -> String {
         match self {
-            CheckKind::Tcp { host, port } => format!("tcp {host}:{port}"),
-            CheckKind::Http { host, port, path } => format!("http http://{host}:{port}{path}"),
+            CheckKind::Tcp { host, port } => format!("tcp {}", host_port(host, *port)),
+            CheckKind::Http { host, port, path } => {
+                format!("http http://{}{path}", host_port(host, *port))
+            }
             CheckKind::Exec { argv } => format!("exec {}", argv.join(" ")),
         }
     }

@@ -11,6 +11,9 @@
 //!   is not ipfail's to remove, so the file is refused and the address is
 //!   left alone.
 //!
+//! - the program of every `exec` check and of `notify` is an executable
+//!   file here.
+//!
 //! Reading the host ([`HostView::read`]) is separate from judging it
 //! ([`check_host`]), so the rules are tested without a network.
 
@@ -20,6 +23,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use super::health::CheckKind;
 use super::{Config, GLOBAL_SECTION};
 use crate::sys::{AddrInfo, LinkInfo, Netlink, SysError, ADDR_PROTO_IPFAIL};
 
@@ -93,6 +97,13 @@ pub enum HostIssue {
         set: bool,
         why: String,
     },
+    /// The program of an `exec` check or of `notify` cannot be run.
+    Program {
+        key: &'static str,
+        section: String,
+        program: PathBuf,
+        why: String,
+    },
     /// An address of `ips` is on this host and ipfail did not add it.
     HostAddress {
         addr: IpAddr,
@@ -145,6 +156,12 @@ impl fmt::Display for HostIssue {
                 }
                 write!(f, "{}: {why}", dir.display())
             }
+            HostIssue::Program {
+                key,
+                section,
+                program,
+                why,
+            } => write!(f, "key '{key}' in [{section}]: {} {why}", program.display()),
             HostIssue::HostAddress {
                 addr,
                 prefix,
@@ -214,6 +231,31 @@ pub fn check_host(config: &Config, view: &HostView) -> Vec<HostProblem> {
                 out.push(problem(Some(line), issue));
             }
         }
+        let mut programs: Vec<(&'static str, &str, usize)> = Vec::new();
+        if let Some(carp) = &g.carp {
+            for check in carp.health.iter().flat_map(|h| &h.checks) {
+                if let CheckKind::Exec { argv } = &check.kind {
+                    if let Some(program) = argv.first() {
+                        programs.push(("check", program, check.line));
+                    }
+                }
+            }
+            if let Some(program) = carp.notify.as_ref().and_then(|argv| argv.first()) {
+                let line = lines.and_then(|l| l.notify).unwrap_or(g.line);
+                programs.push(("notify", program, line));
+            }
+        }
+        for (key, program, line) in programs {
+            if let Some(why) = program_problem(Path::new(program)) {
+                let issue = HostIssue::Program {
+                    key,
+                    section: g.name.clone(),
+                    program: PathBuf::from(program),
+                    why,
+                };
+                out.push(problem(Some(line), issue));
+            }
+        }
         for (i, net) in g.ips.iter().enumerate() {
             let line = lines.and_then(|l| l.ips.get(i).copied()).unwrap_or(g.line);
             for a in fixed.get(&net.addr).into_iter().flatten() {
@@ -237,6 +279,23 @@ pub fn check_host(config: &Config, view: &HostView) -> Vec<HostProblem> {
         out.push(problem(config.lines.state_dir, issue));
     }
     out
+}
+
+/// Why `program` cannot be run, if it cannot: it must be a file (a link
+/// to one is fine) with an execute bit.
+fn program_problem(program: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(program) {
+        Ok(m) if !m.is_file() => Some("is not a regular file".to_string()),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Some(format!(
+            "is not executable (mode {:04o}; chmod +x it)",
+            m.permissions().mode() & 0o7777
+        )),
+        Ok(_) => None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some("does not exist".to_string()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !is_root() => None,
+        Err(e) => Some(format!("cannot be read: {e}")),
+    }
 }
 
 /// Why `dir` cannot be the state directory, if it cannot. A missing
@@ -464,6 +523,58 @@ mod tests {
             p[1]
         );
         assert!(p[1].ends_with("'ip addr del 2001:db8::1/64 dev eth0'"));
+    }
+
+    #[test]
+    fn exec_checks_and_notify_must_be_executable_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("ipfail-host-prog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap_or_else(|e| panic!("{e}"));
+        let script = base.join("ok.sh");
+        let plain = base.join("plain.sh");
+        for (file, mode) in [(&script, 0o755), (&plain, 0o644)] {
+            std::fs::write(file, "#!/bin/sh\nexit 0\n").unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let missing = base.join("missing");
+        let text = format!(
+            "{}[web]\ninterface = eth0\nvhid = 1\nips = 203.0.113.10\n\
+             check : exec {} --quick\n  tcp 127.0.0.1:80\n  exec {}\n  exec {}\n\
+             notify = {} up\n\
+             [mail]\ninterface = eth0\nvhid = 2\nips = 203.0.113.20\n\
+             check = exec {}\nnotify = {}\n",
+            state_dir(),
+            script.display(),
+            missing.display(),
+            plain.display(),
+            base.display(),
+            script.display(),
+            script.display(),
+        );
+        let cfg = parse(&text, Path::new("h.cfg")).unwrap_or_else(|e| panic!("{e}"));
+        let found = check_host(&cfg, &view());
+        let texts: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                format!(
+                    "h.cfg:9: key 'check' in [web]: {} does not exist",
+                    missing.display()
+                ),
+                format!(
+                    "h.cfg:10: key 'check' in [web]: {} is not executable (mode 0644; chmod +x it)",
+                    plain.display()
+                ),
+                format!(
+                    "h.cfg:11: key 'notify' in [web]: {} is not a regular file",
+                    base.display()
+                ),
+            ]
+        );
+        assert!(found.iter().all(HostProblem::stops_daemon));
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

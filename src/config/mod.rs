@@ -61,6 +61,9 @@ pub struct GroupLines {
     pub carp_interface: Option<usize>,
     /// The line of each address of `ips`, in the order of `Group::ips`.
     pub ips: Vec<usize>,
+    /// `notify`, if the group runs CARP and sets it (the lines of `check`
+    /// are in each [`health::Check`]).
+    pub notify: Option<usize>,
 }
 
 /// Process-wide settings from the optional `[ipfail]` section. Keys of
@@ -383,6 +386,19 @@ pub enum Problem {
          by 'ipfail hook'; add vhid or remove the key)"
     )]
     NeedsVhid { at: KeyAt },
+    #[error("{at} does nothing without 'check' in the same group (add checks or remove the key)")]
+    CheckTuningWithoutCheck { at: KeyAt },
+    #[error("{at} does nothing: no group has 'check' (add checks or remove the key)")]
+    CheckTuningUnused { at: KeyAt },
+    #[error(
+        "{at}: check_interval ({interval} s) must be longer than check_timeout ({timeout} s): \
+         a check is given up at the timeout before the next one starts"
+    )]
+    IntervalNotAboveTimeout {
+        at: KeyAt,
+        interval: String,
+        timeout: String,
+    },
     #[error("address {addr} is listed twice in [{section}] (first at line {first_line})")]
     RepeatedIp {
         addr: IpAddr,
@@ -468,6 +484,12 @@ pub enum ValueError {
     BadPath { value: String, why: String },
     #[error("'{value}' is not a Unix group name or number: {why}")]
     BadUnixGroup { value: String, why: &'static str },
+    #[error("lists no check (one per line: tcp HOST:PORT, http URL, exec PATH [ARGS])")]
+    NoChecks,
+    #[error("'{check}': {why}")]
+    BadCheck { check: String, why: String },
+    #[error("'{value}': {why}")]
+    BadCommand { value: String, why: String },
     #[error(
         "is {len} bytes long; at most {} bytes are allowed (as with ifconfig pass)",
         PASS_MAX_LEN
@@ -729,10 +751,13 @@ ips : 208.43.48.5
 
     #[test]
     fn never_panics_on_mutated_input() {
-        let seeds: [&[u8]; 3] = [
+        let seeds: [&[u8]; 4] = [
             LEGACY.as_bytes(),
             include_bytes!("../../etc/ipfail.cfg"),
             b"[DEFAULT]\ninterface = eth0\n[ipfail]\ngarp_count = 3\n[g]\nips = 192.0.2.1/24,\n  2001:db8::1\nvhid = 9\npass = x\n",
+            b"[DEFAULT]\ncheck_fall = 2\n[g]\ninterface = e0\nips = 192.0.2.1\nvhid = 9\n\
+              check : tcp [2001:db8::1]:443\n  http http://h.example:8080/a?b\n  exec /bin/true -q\n\
+              check_interval = 1.5\ncheck_timeout = 0.2\ncheck_rise = 1\nnotify = /bin/true x\n",
         ];
         let path = Path::new("fuzz.cfg");
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

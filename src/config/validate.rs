@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::health::{self, Check, CheckKind, Health};
 use super::ini::{shown, Entry, Ini, Section};
 use super::{
     Carp, Config, Global, Group, GroupLines, IpNet, KeyAt, KeyLines, Problem, ValueError,
@@ -19,7 +20,7 @@ use super::{
 /// An error and the line it is reported at.
 type Res<T> = Result<T, (usize, Problem)>;
 
-const GROUP_KEYS: [&str; 10] = [
+const GROUP_KEYS: [&str; 16] = [
     "interface",
     "ips",
     "vhid",
@@ -30,11 +31,18 @@ const GROUP_KEYS: [&str; 10] = [
     "hmac_addrs",
     "carp_interface",
     "source",
+    "check",
+    "check_interval",
+    "check_timeout",
+    "check_fall",
+    "check_rise",
+    "notify",
 ];
 const GROUP_KEYS_TEXT: &str =
-    "interface, ips, vhid, advbase, advskew, pass, preempt, hmac_addrs, carp_interface, source";
+    "interface, ips, vhid, advbase, advskew, pass, preempt, hmac_addrs, carp_interface, source, \
+     check, check_interval, check_timeout, check_fall, check_rise, notify";
 /// Keys that only mean something to the CARP election.
-const DAEMON_KEYS: [&str; 7] = [
+const DAEMON_KEYS: [&str; 13] = [
     "advbase",
     "advskew",
     "pass",
@@ -42,7 +50,25 @@ const DAEMON_KEYS: [&str; 7] = [
     "hmac_addrs",
     "carp_interface",
     "source",
+    "check",
+    "check_interval",
+    "check_timeout",
+    "check_fall",
+    "check_rise",
+    "notify",
 ];
+/// The keys that tune `check` and mean nothing without it.
+const CHECK_TUNING_KEYS: [&str; 4] = [
+    "check_interval",
+    "check_timeout",
+    "check_fall",
+    "check_rise",
+];
+/// Range of `check_interval`, `check_timeout` (ms) and `check_fall`/`check_rise`.
+const CHECK_INTERVAL_MS: RangeInclusive<u64> = 50..=3_600_000;
+const CHECK_TIMEOUT_MS: RangeInclusive<u64> = 10..=600_000;
+const CHECK_COUNT: RangeInclusive<u32> = 1..=100;
+const CHECK_KINDS: &str = "tcp HOST:PORT, http URL, exec PATH [ARGS]";
 const GLOBAL_KEYS_TEXT: &str = "control_socket, control_group, state_dir, probe_timeout, \
      garp_count, garp_interval, reprobe_interval";
 
@@ -114,12 +140,33 @@ pub(super) fn build(ini: &Ini, path: &Path) -> Res<Config> {
                 interface: line_of("interface").unwrap_or(sec.line),
                 carp_interface: line_of("carp_interface"),
                 ips: parsed.ip_lines.iter().map(|&(_, line)| line).collect(),
+                notify: parsed
+                    .group
+                    .carp
+                    .as_ref()
+                    .and_then(|c| c.notify.as_ref())
+                    .and(line_of("notify")),
             },
         );
         groups.push(parsed.group);
     }
     if groups.is_empty() {
         return Err((ini.last_line, Problem::NoGroups));
+    }
+    // Tuning in [DEFAULT] is ignored by groups without `check`; if no group
+    // has one, it does nothing at all.
+    let any_check = groups
+        .iter()
+        .any(|g| g.carp.as_ref().is_some_and(|c| c.health.is_some()));
+    if let (false, Some(defaults)) = (any_check, &ini.defaults) {
+        let tuning = defaults
+            .entries
+            .iter()
+            .find(|e| CHECK_TUNING_KEYS.contains(&e.key.as_str()));
+        if let Some(entry) = tuning {
+            let at = Value::new(defaults, entry).at;
+            return Err((entry.line, Problem::CheckTuningUnused { at }));
+        }
     }
     Ok(Config {
         path: path.to_path_buf(),
@@ -236,8 +283,8 @@ fn build_group(sec: &Section) -> Res<ParsedGroup> {
             None => interface.clone(),
         },
         source: value("source").map(|v| v.ipv4()).transpose()?,
-        health: None,
-        notify: None,
+        health: build_health(sec)?,
+        notify: value("notify").map(|v| v.argv()).transpose()?,
     };
     Ok(ParsedGroup {
         group: Group {
@@ -250,6 +297,242 @@ fn build_group(sec: &Section) -> Res<ParsedGroup> {
         ip_lines,
         vhid_line: vhid.entry.line,
     })
+}
+
+/// `check` and its tuning keys; `None` without `check`.
+fn build_health(sec: &Section) -> Res<Option<Health>> {
+    let value = |key: &str| sec.get(key).map(|e| Value::new(sec, e));
+    let Some(check) = value("check") else {
+        // Set here, tuning without a check is a mistake; inherited from
+        // [DEFAULT] it is meant for the groups that have checks.
+        let stray = sec
+            .entries
+            .iter()
+            .find(|e| !e.inherited && CHECK_TUNING_KEYS.contains(&e.key.as_str()));
+        if let Some(entry) = stray {
+            let at = Value::new(sec, entry).at;
+            return Err((entry.line, Problem::CheckTuningWithoutCheck { at }));
+        }
+        return Ok(None);
+    };
+    let checks = check.checks()?;
+    let ms = |r: &RangeInclusive<u64>| {
+        Duration::from_millis(*r.start())..=Duration::from_millis(*r.end())
+    };
+    let interval_v = value("check_interval");
+    let timeout_v = value("check_timeout");
+    let interval = match &interval_v {
+        Some(v) => v.seconds(ms(&CHECK_INTERVAL_MS))?,
+        None => health::DEFAULT_INTERVAL,
+    };
+    let timeout = match &timeout_v {
+        Some(v) => v.seconds(ms(&CHECK_TIMEOUT_MS))?,
+        None => health::DEFAULT_TIMEOUT,
+    };
+    let count = |key: &str, default: u32| match value(key) {
+        Some(v) => v.int(CHECK_COUNT),
+        None => Ok(default),
+    };
+    let fall = count("check_fall", health::DEFAULT_FALL)?;
+    let rise = count("check_rise", health::DEFAULT_RISE)?;
+    if interval <= timeout {
+        // Blame the key written last in the file (a default has no line).
+        let blamed = [&timeout_v, &interval_v]
+            .into_iter()
+            .flatten()
+            .max_by_key(|v| v.entry.line);
+        let (line, at) = match blamed {
+            Some(v) => (v.entry.line, v.at.clone()),
+            None => (check.entry.line, check.at.clone()),
+        };
+        return Err((
+            line,
+            Problem::IntervalNotAboveTimeout {
+                at,
+                interval: fmt_seconds(interval),
+                timeout: fmt_seconds(timeout),
+            },
+        ));
+    }
+    Ok(Some(Health {
+        checks,
+        interval,
+        timeout,
+        fall,
+        rise,
+    }))
+}
+
+/// `HOST:PORT` (`[v6]:PORT`), or `HOST[:PORT]` with `default_port`.
+fn parse_host_port(text: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((addr, after)) = rest.split_once(']') else {
+            return Err("'[' without ']' (write an IPv6 address as [addr]:port)".into());
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "'{}' in brackets is not an IPv6 address",
+                shown(addr)
+            ));
+        }
+        let port = match after.strip_prefix(':') {
+            Some(port) => Some(port),
+            None if after.is_empty() => None,
+            None => return Err(format!("unexpected '{}' after ']'", shown(after))),
+        };
+        (addr, port)
+    } else {
+        match text.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err("write an IPv6 address as [addr]:port".into())
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if !host.contains(':') {
+        check_host_name(host)?;
+    }
+    let port = match (port, default_port) {
+        (Some(p), _) => parse_port(p)?,
+        (None, Some(p)) => p,
+        (None, None) => return Err("the port is missing (HOST:PORT)".into()),
+    };
+    Ok((host.to_string(), port))
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    let bad = || format!("'{}' is not a port (1..=65535)", shown(text));
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match text.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(bad()),
+    }
+}
+
+/// An IPv4 address or a DNS host name (letters, digits, '-', '.').
+fn check_host_name(host: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "'{}' is not an IP address or a host name: {why}",
+            shown(host)
+        ))
+    };
+    if host.is_empty() {
+        return Err("the host is missing".into());
+    }
+    if host.parse::<Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    if host.len() > 253 {
+        return bad("longer than 253 bytes");
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let mut labels = name.split('.');
+    if labels.clone().any(|l| l.is_empty() || l.len() > 63) {
+        return bad("a label is empty or longer than 63 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+    {
+        return bad("use only letters, digits, '-' and '.'");
+    }
+    if labels
+        .clone()
+        .any(|l| l.starts_with('-') || l.ends_with('-'))
+    {
+        return bad("a label starts or ends with '-'");
+    }
+    if labels
+        .next_back()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return bad("not a valid IPv4 address");
+    }
+    Ok(())
+}
+
+/// `http://HOST[:PORT][/PATH]`: host, port (80) and path (`/`).
+fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
+    let scheme_end = url.find("://");
+    let rest = match scheme_end.map(|i| url.split_at(i)) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+            rest.strip_prefix("://").unwrap_or(rest)
+        }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
+            return Err(
+                "https is not supported, only http:// (check a TLS port with \
+                        tcp HOST:443)"
+                    .into(),
+            )
+        }
+        _ => return Err("not an http:// URL".into()),
+    };
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if authority.contains('@') {
+        return Err("user info (user@) is not supported in the URL".into());
+    }
+    if path.contains('#') {
+        return Err("a fragment (#...) is never sent; remove it".into());
+    }
+    if path.contains(|c: char| c.is_control()) {
+        return Err("the path contains a control character".into());
+    }
+    let (host, port) = parse_host_port(authority, Some(80))?;
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    Ok((host, port, path))
+}
+
+/// One line of `check`: `tcp HOST:PORT`, `http URL` or `exec PATH [ARGS]`.
+fn parse_check(text: &str) -> Result<CheckKind, String> {
+    let mut words = text.split_whitespace();
+    let kind = words.next().unwrap_or_default();
+    let args: Vec<&str> = words.collect();
+    let one = |what: &str| match args[..] {
+        [arg] => Ok(arg),
+        [] => Err(format!("{kind} needs {what}")),
+        _ => Err(format!("{kind} takes one argument, {what}")),
+    };
+    match kind {
+        "tcp" => {
+            let (host, port) = parse_host_port(one("HOST:PORT")?, None)?;
+            Ok(CheckKind::Tcp { host, port })
+        }
+        "http" => {
+            let (host, port, path) = parse_http_url(one("a URL (http://HOST[:PORT]/PATH)")?)?;
+            Ok(CheckKind::Http { host, port, path })
+        }
+        "exec" => {
+            let argv = args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+            check_argv(&argv)?;
+            Ok(CheckKind::Exec { argv })
+        }
+        other => Err(format!(
+            "unknown kind of check '{}' (known: {CHECK_KINDS})",
+            shown(other)
+        )),
+    }
+}
+
+/// A program to run without a shell: an absolute path, then arguments.
+fn check_argv(argv: &[String]) -> Result<(), String> {
+    match argv.first() {
+        None => Err("the program is missing (an absolute path)".into()),
+        Some(p) if !p.starts_with('/') => Err(format!(
+            "the program '{}' must be an absolute path",
+            shown(p)
+        )),
+        Some(_) if argv.iter().any(|a| a.contains('\0')) => Err("contains a NUL byte".into()),
+        Some(_) => Ok(()),
+    }
 }
 
 fn check_group_name(name: &str) -> Result<(), &'static str> {
@@ -540,6 +823,36 @@ impl<'a> Value<'a> {
             return Err(self.fail(self.entry.line, ValueError::NoAddresses));
         }
         Ok(out)
+    }
+
+    /// `check`: one check per line, each with its line.
+    fn checks(&self) -> Res<Vec<Check>> {
+        let mut out = Vec::new();
+        for piece in self.entry.lines.iter().filter(|l| !l.text.is_empty()) {
+            let kind = parse_check(&piece.text).map_err(|why| {
+                let check = shown(&piece.text);
+                self.fail(piece.line, ValueError::BadCheck { check, why })
+            })?;
+            out.push(Check {
+                kind,
+                line: piece.line,
+            });
+        }
+        if out.is_empty() {
+            return Err(self.fail(self.entry.line, ValueError::NoChecks));
+        }
+        Ok(out)
+    }
+
+    /// `notify`: program and arguments on one line, split on whitespace.
+    fn argv(&self) -> Res<Vec<String>> {
+        let (line, text) = self.non_empty()?;
+        let argv: Vec<String> = text.split_whitespace().map(String::from).collect();
+        check_argv(&argv).map_err(|why| {
+            let value = shown(text);
+            self.fail(line, ValueError::BadCommand { value, why })
+        })?;
+        Ok(argv)
     }
 
     /// `hmac_addrs`: addresses only (a prefix is accepted and ignored, so the
@@ -851,7 +1164,8 @@ mod tests {
         );
         assert_eq!(
             GROUP_KEYS_TEXT,
-            "interface, ips, vhid, advbase, advskew, pass, preempt, hmac_addrs, carp_interface, source"
+            "interface, ips, vhid, advbase, advskew, pass, preempt, hmac_addrs, carp_interface, \
+             source, check, check_interval, check_timeout, check_fall, check_rise, notify"
         );
         assert_eq!(GROUP_KEYS.join(", "), GROUP_KEYS_TEXT);
     }
@@ -863,6 +1177,8 @@ mod tests {
                 "hmac_addrs" | "source" => "192.0.2.1",
                 "carp_interface" => "igb0",
                 "preempt" => "yes",
+                "check" => "tcp 127.0.0.1:80",
+                "notify" => "/bin/true",
                 _ => "1",
             };
             let e = err(&format!("{HEAD}\n{key} = {value}\n"));
@@ -1098,5 +1414,415 @@ mod tests {
         assert_eq!(parse_seconds("nan"), None);
         assert_eq!(parse_seconds("inf"), None);
         assert_eq!(fmt_seconds(Duration::ZERO), "0");
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::super::{parse, ConfigError};
+    use super::*;
+
+    const WEB: &str = "[web]\ninterface = eth0\nips = 192.0.2.10\nvhid = 1\n";
+
+    fn ok(text: &str) -> Config {
+        parse(text, Path::new("x.cfg")).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    fn err(text: &str) -> ConfigError {
+        match parse(text, Path::new("etc/x.cfg")) {
+            Ok(cfg) => panic!("accepted: {cfg:?}\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    fn health(cfg: &Config, group: usize) -> Health {
+        cfg.groups[group]
+            .carp
+            .as_ref()
+            .and_then(|c| c.health.clone())
+            .unwrap_or_else(|| panic!("no health: {cfg:?}"))
+    }
+
+    fn kinds(h: &Health) -> Vec<(String, usize)> {
+        h.checks
+            .iter()
+            .map(|c| (c.kind.describe(), c.line))
+            .collect()
+    }
+
+    fn kind(line: &str) -> CheckKind {
+        let cfg = ok(&format!("{WEB}check = {line}\n"));
+        let h = health(&cfg, 0);
+        assert_eq!(h.checks.len(), 1);
+        h.checks[0].kind.clone()
+    }
+
+    fn check_err(line: &str) -> String {
+        err(&format!("{WEB}check = {line}\n")).to_string()
+    }
+
+    #[test]
+    fn the_issue_example_parses_with_lines_and_defaults() {
+        let cfg = ok(&format!(
+            "{WEB}check : http http://127.0.0.1/health\n        tcp 127.0.0.1:443\n\
+             \x20       # a comment\n        exec /usr/local/bin/check-php-fpm --quick\n\
+             notify = /usr/local/sbin/on-ipfail-change up  now\n"
+        ));
+        let h = health(&cfg, 0);
+        assert_eq!(
+            kinds(&h),
+            [
+                ("http http://127.0.0.1:80/health".to_string(), 5),
+                ("tcp 127.0.0.1:443".to_string(), 6),
+                ("exec /usr/local/bin/check-php-fpm --quick".to_string(), 8),
+            ]
+        );
+        assert_eq!(
+            (h.interval, h.timeout, h.fall, h.rise),
+            (
+                health::DEFAULT_INTERVAL,
+                health::DEFAULT_TIMEOUT,
+                health::DEFAULT_FALL,
+                health::DEFAULT_RISE
+            )
+        );
+        let carp = cfg.groups[0]
+            .carp
+            .clone()
+            .unwrap_or_else(|| panic!("no carp"));
+        assert_eq!(
+            carp.notify,
+            Some(vec![
+                "/usr/local/sbin/on-ipfail-change".to_string(),
+                "up".into(),
+                "now".into()
+            ])
+        );
+        assert_eq!(cfg.lines_of("web").and_then(|l| l.notify), Some(9));
+        // Without check and notify: always healthy, nothing to run.
+        let cfg = ok(WEB);
+        let carp = cfg.groups[0]
+            .carp
+            .clone()
+            .unwrap_or_else(|| panic!("no carp"));
+        assert_eq!((carp.health, carp.notify), (None, None));
+        assert_eq!(cfg.lines_of("web").and_then(|l| l.notify), None);
+    }
+
+    #[test]
+    fn tuning_keys() {
+        let cfg = ok(&format!(
+            "{WEB}check = tcp db:5432\ncheck_interval = 2.5\ncheck_timeout = .25\n\
+             check_fall = 1\ncheck_rise = 100\n"
+        ));
+        let h = health(&cfg, 0);
+        assert_eq!(h.interval, Duration::from_millis(2500));
+        assert_eq!(h.timeout, Duration::from_millis(250));
+        assert_eq!((h.fall, h.rise), (1, 100));
+        let cases = [
+            ("check_fall = 0", 6, "key 'check_fall' in [web]: 0 is out of range (allowed 1..=100)"),
+            ("check_rise = 0", 6, "key 'check_rise' in [web]: 0 is out of range (allowed 1..=100)"),
+            ("check_rise = x", 6, "key 'check_rise' in [web]: 'x' is not a whole number (allowed 1..=100)"),
+            ("check_timeout = 0", 6,
+             "key 'check_timeout' in [web]: 0 is out of range (allowed 0.01..=600)"),
+            ("check_interval = -1", 6,
+             "key 'check_interval' in [web]: -1 is out of range (allowed 0.05..=3600)"),
+            ("check_interval = 1s", 6,
+             "key 'check_interval' in [web]: '1s' is not a number of seconds (allowed 0.05..=3600, e.g. 0.5)"),
+            // The default timeout is 0.5 s.
+            ("check_interval = 0.5", 6,
+             "key 'check_interval' in [web]: check_interval (0.5 s) must be longer than \
+              check_timeout (0.5 s): a check is given up at the timeout before the next one starts"),
+            ("check_timeout = 2", 6,
+             "key 'check_timeout' in [web]: check_interval (1 s) must be longer than \
+              check_timeout (2 s): a check is given up at the timeout before the next one starts"),
+            // Both set: the one written last is blamed.
+            ("check_timeout = 3\ncheck_interval = 2", 7,
+             "key 'check_interval' in [web]: check_interval (2 s) must be longer than \
+              check_timeout (3 s): a check is given up at the timeout before the next one starts"),
+        ];
+        for (body, line, expected) in cases {
+            assert_eq!(
+                err(&format!("{WEB}check = tcp 127.0.0.1:80\n{body}\n")).to_string(),
+                format!("etc/x.cfg:{line}: {expected}")
+            );
+        }
+    }
+
+    #[test]
+    fn tcp_forms() {
+        let tcp = |host: &str, port| CheckKind::Tcp {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(kind("tcp 127.0.0.1:443"), tcp("127.0.0.1", 443));
+        assert_eq!(kind("tcp db.example.com:5432"), tcp("db.example.com", 5432));
+        assert_eq!(kind("tcp localhost:1"), tcp("localhost", 1));
+        assert_eq!(kind("tcp [::1]:65535"), tcp("::1", 65535));
+        assert_eq!(kind("tcp [::1]:80").describe(), "tcp [::1]:80");
+        for (line, why) in [
+            ("tcp 127.0.0.1", "the port is missing (HOST:PORT)"),
+            ("tcp 127.0.0.1:", "'' is not a port (1..=65535)"),
+            ("tcp 127.0.0.1:0", "'0' is not a port (1..=65535)"),
+            ("tcp 127.0.0.1:65536", "'65536' is not a port (1..=65535)"),
+            ("tcp 127.0.0.1:+80", "'+80' is not a port (1..=65535)"),
+            ("tcp :80", "the host is missing"),
+            ("tcp ::1:80", "write an IPv6 address as [addr]:port"),
+            ("tcp [::1:80", "'[' without ']' (write an IPv6 address as [addr]:port)"),
+            ("tcp [::1]", "the port is missing (HOST:PORT)"),
+            ("tcp [::1]x:80", "unexpected 'x:80' after ']'"),
+            ("tcp [127.0.0.1]:80", "'127.0.0.1' in brackets is not an IPv6 address"),
+            ("tcp 192.0.2.300:80",
+             "'192.0.2.300' is not an IP address or a host name: not a valid IPv4 address"),
+            ("tcp db_1:80",
+             "'db_1' is not an IP address or a host name: use only letters, digits, '-' and '.'"),
+            ("tcp a..b:80",
+             "'a..b' is not an IP address or a host name: a label is empty or longer than 63 bytes"),
+            ("tcp -db:80",
+             "'-db' is not an IP address or a host name: a label starts or ends with '-'"),
+            ("tcp", "tcp needs HOST:PORT"),
+            ("tcp a:1 b:2", "tcp takes one argument, HOST:PORT"),
+        ] {
+            let text = shown(line);
+            assert_eq!(
+                check_err(line),
+                format!("etc/x.cfg:5: key 'check' in [web]: '{text}': {why}")
+            );
+        }
+    }
+
+    #[test]
+    fn http_forms() {
+        let http = |host: &str, port, path: &str| CheckKind::Http {
+            host: host.into(),
+            port,
+            path: path.into(),
+        };
+        assert_eq!(
+            kind("http http://127.0.0.1/health"),
+            http("127.0.0.1", 80, "/health")
+        );
+        assert_eq!(kind("http http://127.0.0.1"), http("127.0.0.1", 80, "/"));
+        assert_eq!(
+            kind("http HTTP://web.local:8080/"),
+            http("web.local", 8080, "/")
+        );
+        assert_eq!(
+            kind("http http://[::1]:81/a?b=c"),
+            http("::1", 81, "/a?b=c")
+        );
+        assert_eq!(kind("http http://[::1]"), http("::1", 80, "/"));
+        assert_eq!(kind("http http://h?x=1"), http("h", 80, "/?x=1"));
+        for (line, why) in [
+            (
+                "http https://127.0.0.1/health",
+                "https is not supported, only http:// (check a TLS port with tcp HOST:443)",
+            ),
+            ("http ftp://127.0.0.1/", "not an http:// URL"),
+            ("http 127.0.0.1/health", "not an http:// URL"),
+            (
+                "http http://user:pw@127.0.0.1/",
+                "user info (user@) is not supported in the URL",
+            ),
+            ("http http:///health", "the host is missing"),
+            ("http http://127.0.0.1:0/", "'0' is not a port (1..=65535)"),
+            (
+                "http http://h/#top",
+                "a fragment (#...) is never sent; remove it",
+            ),
+            ("http", "http needs a URL (http://HOST[:PORT]/PATH)"),
+            (
+                "http http://a/ http://b/",
+                "http takes one argument, a URL (http://HOST[:PORT]/PATH)",
+            ),
+        ] {
+            let text = shown(line);
+            assert_eq!(
+                check_err(line),
+                format!("etc/x.cfg:5: key 'check' in [web]: '{text}': {why}")
+            );
+        }
+    }
+
+    #[test]
+    fn exec_forms_and_unknown_kinds() {
+        assert_eq!(
+            kind("exec /usr/bin/pgrep  -x\tnginx"),
+            CheckKind::Exec {
+                argv: vec!["/usr/bin/pgrep".into(), "-x".into(), "nginx".into()]
+            }
+        );
+        for (line, why) in [
+            ("exec pgrep nginx", "the program 'pgrep' must be an absolute path"),
+            ("exec", "the program is missing (an absolute path)"),
+            ("exec /bin/x a\u{0}b", "contains a NUL byte"),
+            ("ping 127.0.0.1",
+             "unknown kind of check 'ping' (known: tcp HOST:PORT, http URL, exec PATH [ARGS])"),
+            ("TCP 127.0.0.1:80",
+             "unknown kind of check 'TCP' (known: tcp HOST:PORT, http URL, exec PATH [ARGS])"),
+            ("http://127.0.0.1/",
+             "unknown kind of check 'http://127.0.0.1/' (known: tcp HOST:PORT, http URL, exec PATH [ARGS])"),
+        ] {
+            let text = shown(line);
+            assert_eq!(
+                check_err(line),
+                format!("etc/x.cfg:5: key 'check' in [web]: '{text}': {why}")
+            );
+        }
+        // The line of the bad check, not of the key.
+        assert_eq!(
+            err(&format!("{WEB}check : tcp a:1\n  tcp b:2\n  bogus\n")).to_string(),
+            "etc/x.cfg:7: key 'check' in [web]: 'bogus': unknown kind of check 'bogus' \
+             (known: tcp HOST:PORT, http URL, exec PATH [ARGS])"
+        );
+        assert_eq!(
+            err(&format!("{WEB}check =\n")).to_string(),
+            "etc/x.cfg:5: key 'check' in [web]: lists no check \
+             (one per line: tcp HOST:PORT, http URL, exec PATH [ARGS])"
+        );
+    }
+
+    #[test]
+    fn notify_forms() {
+        for (body, expected) in [
+            ("notify = on-change", "key 'notify' in [web]: 'on-change': the program 'on-change' must be an absolute path"),
+            ("notify =", "key 'notify' in [web]: the value is empty"),
+        ] {
+            assert_eq!(
+                err(&format!("{WEB}{body}\n")).to_string(),
+                format!("etc/x.cfg:5: {expected}")
+            );
+        }
+        assert_eq!(
+            err(&format!("{WEB}notify = /bin/a\n  b\n")).to_string(),
+            "etc/x.cfg:6: key 'notify' in [web]: takes one value but continues on this line \
+             with 'b' (remove the indentation if that is a key of its own)"
+        );
+    }
+
+    #[test]
+    fn tuning_without_check() {
+        for key in CHECK_TUNING_KEYS {
+            assert_eq!(
+                err(&format!("{WEB}{key} = 1\n")).to_string(),
+                format!(
+                    "etc/x.cfg:5: key '{key}' in [web] does nothing without 'check' in the same \
+                     group (add checks or remove the key)"
+                )
+            );
+        }
+        // From [DEFAULT]: ignored by a group without check, but an error if
+        // no group has one.
+        let cfg = ok(&format!(
+            "[DEFAULT]\ncheck_fall = 5\n{WEB}check = tcp 127.0.0.1:80\n\
+             [mail]\ninterface = eth0\nips = 192.0.2.20\nvhid = 2\n"
+        ));
+        assert_eq!(health(&cfg, 0).fall, 5);
+        assert_eq!(
+            cfg.groups[1].carp.as_ref().map(|c| c.health.is_none()),
+            Some(true)
+        );
+        assert_eq!(
+            err(&format!("[DEFAULT]\ncheck_fall = 5\n{WEB}")).to_string(),
+            "etc/x.cfg:2: key 'check_fall' in [DEFAULT] does nothing: no group has 'check' \
+             (add checks or remove the key)"
+        );
+    }
+
+    #[test]
+    fn default_inheritance_and_sections_without_vhid() {
+        let cfg = ok(
+            "[DEFAULT]\ninterface = eth0\ncheck : tcp 127.0.0.1:443\n  http http://127.0.0.1/\n\
+             check_interval = 2\nnotify = /bin/logger ipfail\n\
+             [web]\nips = 192.0.2.10\nvhid = 1\n\
+             [mail]\nips = 192.0.2.20\nvhid = 2\ncheck = tcp 127.0.0.1:25\ncheck_rise = 4\n\
+             [hook]\nips = 192.0.2.30\n",
+        );
+        let web = health(&cfg, 0);
+        assert_eq!(
+            kinds(&web),
+            [
+                ("tcp 127.0.0.1:443".to_string(), 3),
+                ("http http://127.0.0.1:80/".to_string(), 4)
+            ]
+        );
+        assert_eq!(web.interval, Duration::from_secs(2));
+        let mail = health(&cfg, 1);
+        assert_eq!(kinds(&mail), [("tcp 127.0.0.1:25".to_string(), 13)]);
+        assert_eq!((mail.interval, mail.rise), (Duration::from_secs(2), 4));
+        assert_eq!(cfg.lines_of("mail").and_then(|l| l.notify), Some(6));
+        let notify = cfg.groups[1].carp.as_ref().and_then(|c| c.notify.clone());
+        assert_eq!(notify, Some(vec!["/bin/logger".into(), "ipfail".into()]));
+        // Inherited daemon keys are ignored without vhid.
+        assert!(cfg.groups[2].carp.is_none());
+        assert_eq!(cfg.lines_of("hook").and_then(|l| l.notify), None);
+        // A bad inherited check names [DEFAULT] and its line.
+        assert_eq!(
+            err(&format!("[DEFAULT]\ncheck = tcp x\n{WEB}")).to_string(),
+            "etc/x.cfg:2: key 'check' in [DEFAULT] (inherited by [web]): 'tcp x': \
+             the port is missing (HOST:PORT)"
+        );
+        // Set in a section without vhid: an error like the other daemon keys.
+        for body in [
+            "check = tcp 127.0.0.1:80",
+            "notify = /bin/true",
+            "check_rise = 2",
+        ] {
+            let key = body.split(' ').next().unwrap_or_default();
+            assert_eq!(
+                err(&format!(
+                    "[hook]\ninterface = eth0\nips = 192.0.2.1\n{body}\n"
+                ))
+                .to_string(),
+                format!(
+                    "etc/x.cfg:4: key '{key}' in [hook] needs 'vhid' (a section without vhid \
+                     runs no CARP and is only used by 'ipfail hook'; add vhid or remove the key)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_nginx_example_parses() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("For nginx in front of PHP-FPM")
+            .nth(1)
+            .and_then(|rest| rest.split("```ini\n").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_else(|| panic!("no nginx example in the README"));
+        let h = health(&ok(block), 0);
+        assert_eq!(
+            kinds(&h),
+            [
+                ("http http://127.0.0.1:80/health".to_string(), 6),
+                ("tcp 127.0.0.1:443".to_string(), 7)
+            ]
+        );
+        assert_eq!((h.fall, h.rise), (3, 2));
+    }
+
+    #[test]
+    fn never_panics_on_odd_checks() {
+        for line in [
+            "tcp [",
+            "tcp []:1",
+            "tcp [:1",
+            "tcp ]:1",
+            "http http://",
+            "http http://[",
+            "http http://:",
+            "http http://a:99999999999999999999/",
+            "exec /",
+            "tcp é:1",
+            "http http://é/",
+            "tcp 1.2.3.4.5:1",
+            "http http://[::1]:/",
+            "tcp a:1:2",
+            "http ://",
+            "http :",
+        ] {
+            let _ = parse(&format!("{WEB}check = {line}\n"), Path::new("x.cfg"));
+        }
     }
 }
