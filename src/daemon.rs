@@ -319,7 +319,14 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
             .iter()
             .filter_map(|g| g.driver.next_deadline())
             .min();
-        let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        // Unpublished changes (counters, a follower's new master) reach the
+        // snapshot within PUBLISH_EVERY even when nothing else wakes us.
+        let publish_at = d.dirty.then_some(d.published + PUBLISH_EVERY);
+        let sleep_to = next
+            .into_iter()
+            .chain(publish_at)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some((i, datagram)) => d.on_datagram(i, datagram).await,
@@ -739,7 +746,7 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
                 check,
                 detail,
             } => info!(group = %name, %check,
-                "healthy again ({check}: {detail}); advertising our own advbase/advskew"),
+                "healthy ({check}: {detail}); advertising our own advbase/advskew"),
             Event::ReleaseLate => warn!(group = %name,
                 "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
         }

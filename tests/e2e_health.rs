@@ -49,7 +49,13 @@ fn serve(p: &Pair, host: &Host) -> u32 {
         host,
         &python(),
         &[
-            "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", &root,
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            &root,
         ],
         &log,
     )
@@ -105,9 +111,19 @@ fn a_dead_service_moves_the_group_and_its_return_takes_it_back() {
     );
     assert!(moved - killed <= bound, "took {:?}", moved - killed);
     let log_a = p.log(&p.a);
-    assert!(log_a.contains("unhealthy: http http://127.0.0.1:8080/host.txt failed"), "{log_a}");
+    assert!(
+        log_a.contains("unhealthy: http http://127.0.0.1:8080/host.txt failed"),
+        "{log_a}"
+    );
     let (code, line) = check_level(&p, &p.a);
-    assert_eq!(code, 1, "a failing check on a backup warns: {line}");
+    let human = String::from_utf8_lossy(&p.ipfail(&p.a, &["status", "--json"]).stdout).into_owned();
+    assert_eq!(
+        code,
+        1,
+        "a failing check on a backup warns: {line}\n{human}\n{}\n{}",
+        p.log(&p.a),
+        p.log(&p.b)
+    );
 
     // nginx comes back on a: after `rise` passing checks a takes the group
     // back by preempt.
@@ -121,7 +137,7 @@ fn a_dead_service_moves_the_group_and_its_return_takes_it_back() {
     let samples = sampler.stop();
     let (double, ip) = lab::longest_double_hold(&samples);
     assert!(ip.is_none(), "{ip:?} held by both for {double:?}");
-    assert!(p.log(&p.a).contains("healthy again"));
+    assert!(p.log(&p.a).contains("BACKUP -> MASTER: preempted"));
 }
 
 #[test]
@@ -162,7 +178,15 @@ fn a_host_that_boots_with_its_service_dead_never_takes_the_group() {
     p.start(&p.a);
     std::thread::sleep(6 * SEC);
     let samples = sampler.stop();
-    let grabbed: Vec<_> = samples.iter().filter(|s| !s.addrs.is_empty() && s.addrs.iter().any(|ip| PAIR_IPS.contains(&ip.to_string().as_str()))).collect();
+    let grabbed: Vec<_> = samples
+        .iter()
+        .filter(|s| {
+            !s.addrs.is_empty()
+                && s.addrs
+                    .iter()
+                    .any(|ip| PAIR_IPS.contains(&ip.to_string().as_str()))
+        })
+        .collect();
     assert!(
         grabbed.is_empty(),
         "a held a floating IP at {} of {} samples",

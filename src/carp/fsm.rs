@@ -114,6 +114,9 @@ pub enum Reason {
     Demoted,
     /// The process is stopping.
     Shutdown,
+    /// The group's health checks failed: a MASTER hands the group over as
+    /// when demoted (not persisted; it takes it back once healthy).
+    Unhealthy,
     /// The daemon restarted while our own leased IPs were still on the
     /// interface: it resumes as master at once ([`Fsm::resume`]).
     Resumed,
@@ -149,6 +152,9 @@ impl fmt::Display for Reason {
             Reason::LinkUp => f.write_str("link up, waiting for a master"),
             Reason::Demoted => f.write_str("demoted by the operator: handed the group over"),
             Reason::Shutdown => f.write_str("shutting down"),
+            Reason::Unhealthy => {
+                f.write_str("unhealthy: its health checks failed: handed the group over")
+            }
             Reason::Resumed => {
                 f.write_str("restarted holding our own leased IPs: resuming as master")
             }
@@ -410,6 +416,12 @@ impl Fsm {
     /// demoted MASTER advertise its real values at once; a BACKUP preempts
     /// (with `preempt`) on the next advert it hears.
     pub fn set_demoted(&mut self, now: Instant, demoted: bool) -> Vec<Action> {
+        self.set_demoted_because(now, demoted, Reason::Demoted)
+    }
+
+    /// [`Fsm::set_demoted`] with the reason a demoted MASTER gives for
+    /// stepping down ([`Reason::Demoted`] or [`Reason::Unhealthy`]).
+    pub fn set_demoted_because(&mut self, now: Instant, demoted: bool, why: Reason) -> Vec<Action> {
         let mut out = Vec::new();
         if self.demoted == demoted {
             return out;
@@ -417,7 +429,7 @@ impl Fsm {
         self.demoted = demoted;
         if self.state == State::Master {
             if demoted {
-                self.enter(now, State::Backup, Reason::Demoted, &mut out);
+                self.enter(now, State::Backup, why, &mut out);
             }
             out.push(self.own_advert());
         }

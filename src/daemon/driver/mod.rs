@@ -204,9 +204,14 @@ impl GroupDriver {
     /// Advertise as least preferred while demoted by the operator or
     /// unhealthy ([`Fsm::set_demoted`] has the rules).
     fn apply_demotion(&mut self, now: Instant) {
+        let why = if self.operator_demoted {
+            Reason::Demoted
+        } else {
+            Reason::Unhealthy
+        };
         let out = self
             .fsm
-            .set_demoted(now, self.operator_demoted || self.unhealthy);
+            .set_demoted_because(now, self.operator_demoted || self.unhealthy, why);
         self.run(now, out);
     }
 
