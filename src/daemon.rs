@@ -155,6 +155,8 @@ struct GroupRt {
     /// Forwards the IP task's release reports to the loop.
     forward: JoinHandle<()>,
     ip_status: Arc<Mutex<GroupIpStatus>>,
+    /// Runs the group's `notify` script on transitions.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 impl Drop for GroupRt {
@@ -721,6 +723,16 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
             Event::Transition { from, to, reason } => {
                 transitioned = true;
                 info!(group = %name, vhid, "{from} -> {to}: {reason}");
+                if let Some(n) = &g.notifier {
+                    n.notify(crate::notify::Job {
+                        group: name.clone(),
+                        vhid,
+                        old: from.name().to_string(),
+                        new: to.name().to_string(),
+                        reason: reason.to_string(),
+                        ips: g.cfg.ips.iter().map(|n| n.addr.to_string()).collect(),
+                    });
+                }
             }
             Event::Link { up: true } => info!(group = %name, links = ?g.links, "link up"),
             Event::Link { up: false } => {

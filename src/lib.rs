@@ -14,6 +14,7 @@ pub mod ipmgr;
 pub mod ipplan;
 pub mod ipwork;
 pub mod lockfile;
+pub mod notify;
 pub mod probe;
 pub mod state;
 pub mod status;

@@ -198,3 +198,78 @@ fn a_host_that_boots_with_its_service_dead_never_takes_the_group() {
     let h = st.groups[0].health.clone().expect("health in status");
     assert!(!h.healthy, "{h:?}");
 }
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn notify_scripts_see_every_transition_in_order_and_a_slow_one_delays_nothing() {
+    if !lab::require_root() {
+        return;
+    }
+    let p = Pair::new("notify", Path::new(env!("CARGO_BIN_EXE_ipfail")));
+    let seen_a = p.dir.join("a-notify.txt");
+    let seen_b = p.dir.join("b-notify.txt");
+    let log_args = |out: &Path| {
+        format!(
+            "echo \"$1 $2 $3 vhid=$IPFAIL_VHID ips=$IPFAIL_IPS\" >> {}",
+            out.display()
+        )
+    };
+    let fast = script(&p.dir, "fast.sh", &log_args(&seen_a));
+    // b's script takes 60 s for each transition (killed after 30 s).
+    let slow = script(
+        &p.dir,
+        "slow.sh",
+        &format!("{}\nsleep 60", log_args(&seen_b)),
+    );
+    pair_config(&p.dir, "a", 0, &format!("notify = {fast}\n"));
+    pair_config(&p.dir, "b", 100, &format!("notify = {slow}\n"));
+    let a = p.start(&p.a);
+    let b = p.start(&p.b);
+    p.wait_holder(&p.a, &p.b, 15 * SEC);
+    p.lab
+        .wait_until("a's script saw BACKUP -> MASTER", 5 * SEC, || {
+            std::fs::read_to_string(&seen_a)
+                .unwrap_or_default()
+                .contains("BACKUP MASTER")
+                .then_some(())
+        });
+    let lines: Vec<String> = std::fs::read_to_string(&seen_a)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let ips = PAIR_IPS.join(" ");
+    assert_eq!(
+        lines,
+        vec![
+            format!("web INIT BACKUP vhid=10 ips={ips}"),
+            format!("web BACKUP MASTER vhid=10 ips={ips}"),
+        ]
+    );
+    // b's first script (INIT -> BACKUP) is still sleeping; a graceful stop
+    // of a moves the IPs to b as fast as ever.
+    let t = Instant::now();
+    assert!(p.lab.signal(a, "TERM"));
+    let moved = p.wait_holder(&p.b, &p.a, 5 * SEC);
+    eprintln!(
+        "SIGTERM -> b holds every IP while b's notify script sleeps: {} ms",
+        (moved - t).as_millis()
+    );
+    assert!(moved - t < SEC, "took {:?}", moved - t);
+    let b_seen = std::fs::read_to_string(&seen_b).unwrap_or_default();
+    assert!(b_seen.starts_with("web INIT BACKUP"), "{b_seen}");
+    assert!(
+        !b_seen.contains("BACKUP MASTER"),
+        "b's scripts run one after another, in order: {b_seen}"
+    );
+    // A graceful stop ends the script still running (no orphan left).
+    assert!(p.lab.signal(b, "TERM"));
+    p.lab.wait_exit(b, 10 * SEC).expect("b stops");
+}

@@ -489,6 +489,10 @@ impl Daemon {
             timing,
         };
         if let (Some(a), Some(b)) = (&g.cfg.carp, &new.carp) {
+            if a.notify != b.notify {
+                g.notifier = b.notify.clone().map(crate::notify::Notifier::start);
+                what.push("notify script changed".to_string());
+            }
             if a.health != b.health {
                 // Checks kept keep their verdict; new ones start pending.
                 let now = Instant::now();
@@ -625,6 +629,7 @@ impl Daemon {
             task: Some(task),
             forward,
             ip_status,
+            notifier: carp.notify.clone().map(crate::notify::Notifier::start),
             cfg: g,
         }
     }
