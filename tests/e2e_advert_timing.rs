@@ -8,7 +8,7 @@
 
 mod lab;
 
-use lab::Pair;
+use lab::{AdvertCapture, Pair};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,15 +29,6 @@ fn batch(dir: &Path, verb: &str) -> PathBuf {
     path
 }
 
-/// Capture timestamps (seconds) of adverts from `src` in a `tcpdump -tt` log.
-fn advert_times(log: &str, src: &str) -> Vec<f64> {
-    let needle = format!("IP {src} > 224.0.0.18");
-    log.lines()
-        .filter(|l| l.contains(&needle))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect()
-}
-
 #[test]
 fn adverts_stay_on_time_while_netlink_is_busy_with_1000_addresses() {
     if !lab::require_root() {
@@ -48,13 +39,7 @@ fn adverts_stay_on_time_while_netlink_is_busy_with_1000_addresses() {
     p.start(&p.b);
     p.wait_holder(&p.a, &p.b, 10 * SEC);
 
-    let cap_log = p.dir.join("carp.pcap.txt");
-    let tcpdump = p.lab.spawn(
-        &p.c,
-        Path::new("/usr/bin/tcpdump"),
-        &["-i", "eth0", "-n", "-tt", "-l", "ip", "proto", "112"],
-        &cap_log,
-    );
+    let capture = AdvertCapture::start(&p.lab, &p.c, &p.dir.join("carp.pcap.txt"));
     let add = batch(&p.dir, "add");
     let del = batch(&p.dir, "del");
     // At most 60 rounds and at most 8 s: bounded whatever the machine.
@@ -75,20 +60,18 @@ fn adverts_stay_on_time_while_netlink_is_busy_with_1000_addresses() {
     assert!(status.success(), "address loop failed: {load_out}");
     // One more advert after the load, so the last gap is closed.
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(p.lab.signal(tcpdump, "TERM"));
-    p.lab.wait_exit(tcpdump, 5 * SEC);
-
-    let text = std::fs::read_to_string(&cap_log).unwrap_or_default();
-    let times = advert_times(&text, "192.0.2.1");
-    assert!(times.len() >= 8, "too few adverts captured:\n{text}");
-    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    let worst = gaps.iter().copied().fold(0.0, f64::max);
-    let best = gaps.iter().copied().fold(f64::MAX, f64::min);
+    let gaps = capture.stop(&p.lab, "192.0.2.1");
+    assert!(
+        gaps.gaps.len() >= 7,
+        "too few adverts captured:\n{}",
+        gaps.text
+    );
+    let worst = gaps.worst();
     eprintln!(
         "adverts under netlink load ({}): {} intervals, min {:.1} ms, max {:.1} ms (advbase 1 s)",
         load_out.trim(),
-        gaps.len(),
-        best * 1000.0,
+        gaps.gaps.len(),
+        gaps.best() * 1000.0,
         worst * 1000.0
     );
     assert!(

@@ -7,7 +7,7 @@
 
 mod lab;
 
-use lab::{pair_config, Pair};
+use lab::{pair_config, AdvertCapture, Pair};
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,30 +34,19 @@ fn adverts_stay_on_time_while_ten_checks_hang() {
         p.holds_all(&p.a).then_some(())
     });
 
-    let cap_log = p.dir.join("carp.pcap.txt");
-    let tcpdump = p.lab.spawn(
-        &p.c,
-        Path::new("/usr/bin/tcpdump"),
-        &["-i", "eth0", "-n", "-tt", "-l", "ip", "proto", "112"],
-        &cap_log,
-    );
+    let capture = AdvertCapture::start(&p.lab, &p.c, &p.dir.join("carp.pcap.txt"));
     std::thread::sleep(8 * SEC);
-    assert!(p.lab.signal(tcpdump, "TERM"));
-    p.lab.wait_exit(tcpdump, 5 * SEC);
-    let text = std::fs::read_to_string(&cap_log).unwrap_or_default();
-    let times: Vec<f64> = text
-        .lines()
-        .filter(|l| l.contains("IP 192.0.2.1 > 224.0.0.18"))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect();
-    assert!(times.len() >= 6, "too few adverts captured:\n{text}");
-    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    let worst = gaps.iter().copied().fold(0.0, f64::max);
-    let best = gaps.iter().copied().fold(f64::MAX, f64::min);
+    let gaps = capture.stop(&p.lab, "192.0.2.1");
+    assert!(
+        gaps.gaps.len() >= 5,
+        "too few adverts captured:\n{}",
+        gaps.text
+    );
+    let worst = gaps.worst();
     eprintln!(
         "adverts while 10 checks hang and are killed every 0.5 s: {} intervals, min {:.1} ms, max {:.1} ms (advbase 1 s)",
-        gaps.len(),
-        best * 1000.0,
+        gaps.gaps.len(),
+        gaps.best() * 1000.0,
         worst * 1000.0
     );
     assert!(worst <= 1.050, "worst gap {:.1} ms", worst * 1000.0);

@@ -25,6 +25,7 @@
 //! namespace) and stay within 15 bytes.
 #![allow(dead_code)]
 
+mod capture;
 mod daemons;
 mod pair;
 mod safety;
@@ -32,6 +33,8 @@ mod sample;
 pub mod veth;
 
 // Each test uses a subset of the lab; unused re-exports are expected.
+#[allow(unused_imports)]
+pub use capture::{AdvertCapture, Gaps};
 #[allow(unused_imports)]
 pub use daemons::{
     all_in, exchange, ip_states, line_of, read, socket_path, sorted, state_path, text,
