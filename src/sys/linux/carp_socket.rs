@@ -69,20 +69,7 @@ impl CarpSocket {
     /// Sends one CARP message (header and HMAC, no IP header) to
     /// 224.0.0.18; the kernel adds the IPv4 header with TTL 255.
     pub async fn send(&self, carp_payload: &[u8]) -> Result<(), SysError> {
-        const OP: &str = "send CARP advert";
-        let sent = send_to(&self.fd, carp_payload, &self.group_dst)
-            .await
-            .map_err(|e| SysError::os(OP, CAP_NET_RAW, e))?;
-        if sent != carp_payload.len() {
-            return Err(SysError::Io {
-                op: OP,
-                source: std::io::Error::other(format!(
-                    "sent {sent} of {} bytes",
-                    carp_payload.len()
-                )),
-            });
-        }
-        Ok(())
+        send_whole(&self.fd, carp_payload, &self.group_dst, "send CARP advert").await
     }
 
     /// Receives one datagram: the whole IPv4 packet including its header
@@ -157,20 +144,13 @@ impl CarpSocket6 {
     /// Sends one CARP message (header and HMAC) to ff02::12 with hop limit
     /// 255; the kernel adds the IPv6 header.
     pub async fn send(&self, carp_payload: &[u8]) -> Result<(), SysError> {
-        const OP: &str = "send IPv6 CARP advert";
-        let sent = send_to(&self.fd, carp_payload, &self.group_dst)
-            .await
-            .map_err(|e| SysError::os(OP, CAP_NET_RAW, e))?;
-        if sent != carp_payload.len() {
-            return Err(SysError::Io {
-                op: OP,
-                source: std::io::Error::other(format!(
-                    "sent {sent} of {} bytes",
-                    carp_payload.len()
-                )),
-            });
-        }
-        Ok(())
+        send_whole(
+            &self.fd,
+            carp_payload,
+            &self.group_dst,
+            "send IPv6 CARP advert",
+        )
+        .await
     }
 
     /// Receives one datagram: the payload after the IPv6 header (Linux raw
@@ -240,4 +220,23 @@ fn set_multicast_if(sock: &Socket, ifindex: u32, source: Ipv4Addr) -> std::io::R
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Sends `carp_payload` to `dst` in one datagram; a short send is an error.
+async fn send_whole(
+    fd: &AsyncFd<Socket>,
+    carp_payload: &[u8],
+    dst: &SockAddr,
+    op: &'static str,
+) -> Result<(), SysError> {
+    let sent = send_to(fd, carp_payload, dst)
+        .await
+        .map_err(|e| SysError::os(op, CAP_NET_RAW, e))?;
+    if sent != carp_payload.len() {
+        return Err(SysError::Io {
+            op,
+            source: std::io::Error::other(format!("sent {sent} of {} bytes", carp_payload.len())),
+        });
+    }
+    Ok(())
 }
