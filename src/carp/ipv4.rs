@@ -584,21 +584,7 @@ mod tests {
         );
     }
 
-    /// xorshift64: deterministic pseudo-random numbers without a crate.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::carp::test_rng::Rng;
 
     #[test]
     fn fuzz_never_panics_and_accepts_only_authentic() {
