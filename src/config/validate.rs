@@ -233,13 +233,8 @@ fn build_group(sec: &Section) -> Res<ParsedGroup> {
     let Some(vhid) = value("vhid") else {
         // Set in the section itself, a daemon key without vhid is a mistake;
         // inherited from [DEFAULT] it is meant for the CARP groups only.
-        let stray = sec
-            .entries
-            .iter()
-            .find(|e| !e.inherited && DAEMON_KEYS.contains(&e.key.as_str()));
-        if let Some(entry) = stray {
-            let at = Value::new(sec, entry).at;
-            return Err((entry.line, Problem::NeedsVhid { at }));
+        if let Some((line, at)) = set_here(sec, &DAEMON_KEYS) {
+            return Err((line, Problem::NeedsVhid { at }));
         }
         let group = Group {
             name: sec.name.clone(),
@@ -299,19 +294,24 @@ fn build_group(sec: &Section) -> Res<ParsedGroup> {
     })
 }
 
+/// The first of `keys` written in the section itself (not inherited from
+/// `[DEFAULT]`): its line and where it is, for an error.
+fn set_here(sec: &Section, keys: &[&str]) -> Option<(usize, KeyAt)> {
+    let entry = sec
+        .entries
+        .iter()
+        .find(|e| !e.inherited && keys.contains(&e.key.as_str()))?;
+    Some((entry.line, Value::new(sec, entry).at))
+}
+
 /// `check` and its tuning keys; `None` without `check`.
 fn build_health(sec: &Section) -> Res<Option<Health>> {
     let value = |key: &str| sec.get(key).map(|e| Value::new(sec, e));
     let Some(check) = value("check") else {
         // Set here, tuning without a check is a mistake; inherited from
         // [DEFAULT] it is meant for the groups that have checks.
-        let stray = sec
-            .entries
-            .iter()
-            .find(|e| !e.inherited && CHECK_TUNING_KEYS.contains(&e.key.as_str()));
-        if let Some(entry) = stray {
-            let at = Value::new(sec, entry).at;
-            return Err((entry.line, Problem::CheckTuningWithoutCheck { at }));
+        if let Some((line, at)) = set_here(sec, &CHECK_TUNING_KEYS) {
+            return Err((line, Problem::CheckTuningWithoutCheck { at }));
         }
         return Ok(None);
     };
