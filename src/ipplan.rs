@@ -273,10 +273,6 @@ impl Planner {
         self.in_state(|s| *s == IpState::Held)
     }
 
-    pub fn is_master(&self) -> bool {
-        self.mode == Mode::Master
-    }
-
     /// Done with everything asked: no probe, read or timer outstanding
     /// (the hook runs until this is true).
     pub fn is_quiet(&self) -> bool {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::daemons::{write_config, Daemons, Group, TIMING};
-use super::{ipfail_bin, Host};
+use super::Host;
 
 pub const PAIR_IPS: [&str; 3] = ["203.0.113.10", "203.0.113.11", "203.0.113.12"];
 
@@ -60,10 +60,6 @@ impl Pair {
         pair_config(&daemons.dir, "a", 0, "");
         pair_config(&daemons.dir, "b", 100, "");
         Pair { daemons, a, b, c }
-    }
-
-    pub fn new_default(test: &str) -> Pair {
-        Pair::new(test, &ipfail_bin())
     }
 
     /// The pair's IPs that `host` holds now.
