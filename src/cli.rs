@@ -85,6 +85,21 @@ pub enum Command {
     Demote(Targets),
     /// Undo `ipfail demote`: a preferred host with preempt takes the group back.
     Promote(Targets),
+    /// Take a group's IPs on this MASTER although another host still answers for them (a
+    /// "zombie": `ipfail status` names it), and defend them with gratuitous ARP until
+    /// `--undo` or the other host falls silent. Needs --despite-answers.
+    Takeover {
+        /// The group (section name).
+        group: String,
+        /// Confirm: you checked that the host answering for the IPs is dead to its service.
+        #[arg(long, conflicts_with = "undo")]
+        despite_answers: bool,
+        /// End the forced takeover: IPs still claimed by the other host are given back.
+        #[arg(long)]
+        undo: bool,
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Re-read the configuration and apply what changed (the same as SIGHUP).
     Reload {
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]

@@ -128,6 +128,11 @@ struct Iface {
     groups: Vec<usize>,
     /// Rejected datagrams that belong to no group (e.g. unknown vhid).
     rejected: BTreeMap<&'static str, u64>,
+    /// Every CARP speaker heard here (any vhid, authentic or not), to name
+    /// who answers for a conflicting IP (docs/design.md §6.13).
+    peers: crate::conflict::CarpPeers,
+    /// Their addresses, for the IP tasks of the groups on this interface.
+    peers_tx: watch::Sender<Vec<IpAddr>>,
     last_reject_log: BTreeMap<&'static str, Instant>,
     reader: JoinHandle<()>,
 }
@@ -155,6 +160,8 @@ struct GroupRt {
     /// Forwards the IP task's release reports to the loop.
     forward: JoinHandle<()>,
     ip_status: Arc<Mutex<GroupIpStatus>>,
+    /// Operator requests for the IP task (`ipfail takeover`).
+    ip_cmds: mpsc::Sender<crate::ipmgr::IpCmd>,
     /// Runs the group's `notify` script on transitions.
     notifier: Option<crate::notify::Notifier>,
 }
@@ -516,6 +523,17 @@ impl Daemon {
             }
         };
         let now = Instant::now();
+        let heard = match (&result, from) {
+            (Ok((src, advert)), _) => Some((*src, advert.vhid)),
+            (Err(Reject::AuthFailed { vhid, .. } | Reject::BadAdvbase { vhid }), Some(src))
+            | (Err(Reject::UnknownVhid(vhid)), Some(src)) => Some((src, *vhid)),
+            _ => None,
+        };
+        if let Some((src, vhid)) = heard {
+            if iface.peers.heard(now, src, vhid) {
+                iface.peers_tx.send_replace(iface.peers.addresses());
+            }
+        }
         let owner_of = |vhid: u8, groups: &[GroupRt]| {
             iface
                 .groups

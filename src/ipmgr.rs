@@ -16,20 +16,25 @@
 //! silent; docs/safety.md).
 
 use crate::config::IpNet;
-use crate::ipplan::{Lease, Note, Op, Planner, Policy, Wish};
+use crate::conflict::{Answerer, ConflictLine, ConflictLog};
+use crate::ipplan::{ForceEnd, Lease, Note, Op, Planner, Policy, Wish, DEFEND_EVERY};
 use crate::ipwork::{self, seen, Nic};
-use crate::sys::linux::{AddrChange, ArpSocket, Lifetime, NetEvent, NetListener, Netlink};
+use crate::probe::Responder;
+use crate::sys::linux::{AddrChange, ArpSocket, ArpView, Lifetime, NetEvent, NetListener, Netlink};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 pub use crate::ipplan::IpState;
+
+/// How long a name found for an answering MAC is trusted.
+const IDENTITY_FOR: Duration = Duration::from_secs(60);
 
 /// What the election wants from this group's addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,6 +66,27 @@ pub struct GroupIpStatus {
     pub lost: u64,
     /// The last such event in words, and when.
     pub last_event: Option<(String, SystemTime)>,
+    /// Who answers for each IP in conflict now, and since when.
+    pub answers: BTreeMap<IpAddr, (Answerer, SystemTime)>,
+    /// The operator's forced takeover, while it lasts.
+    pub force: Option<ForceStatus>,
+}
+
+/// A forced takeover as `ipfail status` shows it.
+#[derive(Clone, Debug)]
+pub struct ForceStatus {
+    pub since: SystemTime,
+    /// Claimed by another host at the last look.
+    pub contested: Vec<IpAddr>,
+    pub last_claim: Option<SystemTime>,
+    pub claims: u64,
+}
+
+/// An operator's request for the group's IPs (`ipfail takeover`); the
+/// reply is the line for the operator, or why nothing was done.
+pub struct IpCmd {
+    pub undo: bool,
+    pub reply: oneshot::Sender<Result<String, String>>,
 }
 
 /// Timing knobs from the `[ipfail]` section.
@@ -84,6 +110,11 @@ pub struct TaskLinks {
     pub plan: watch::Receiver<IpPlan>,
     /// The epoch of the last "not master" wish fully handled (IPs removed).
     pub released: watch::Sender<u64>,
+    /// Operator requests (forced takeover).
+    pub cmds: mpsc::Receiver<IpCmd>,
+    /// Source addresses of the CARP speakers heard on the group's CARP
+    /// interface, to name who answers for a conflicting IP.
+    pub peers: watch::Receiver<Vec<IpAddr>>,
 }
 
 /// Everything the task needs about its group.
@@ -118,21 +149,51 @@ pub fn daemon_policy(timing: &IpTiming, lease: Lease) -> Policy {
 }
 
 type ProbeFuture =
-    Pin<Box<dyn Future<Output = (u64, Result<BTreeMap<IpAddr, String>, String>)> + Send>>;
+    Pin<Box<dyn Future<Output = (u64, Result<BTreeMap<IpAddr, Responder>, String>)> + Send>>;
+type IdentifyFuture = Pin<Box<dyn Future<Output = BTreeMap<[u8; 6], Answerer>> + Send>>;
+
+/// Work in flight beside the loop (outside `Task`: a future is Send but
+/// not Sync).
+#[derive(Default)]
+struct InFlight {
+    probe: Option<ProbeFuture>,
+    /// A forced master's look for claims.
+    defend: Option<ProbeFuture>,
+    /// Naming the hosts that answer for conflicting IPs.
+    identify: Option<IdentifyFuture>,
+}
+
+/// Waits for `f` if there is one (the select guards make sure there is).
+async fn next<T>(f: &mut Option<Pin<Box<dyn Future<Output = T> + Send>>>) -> T {
+    match f.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
 
 /// The per-group task. Ends after a `stop` wish, once the IPs are removed.
 pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: TaskLinks) {
-    let TaskLinks { mut plan, released } = links;
+    let TaskLinks {
+        mut plan,
+        released,
+        mut cmds,
+        peers,
+    } = links;
     let mut plan_open = true;
     let mut events_open = true;
+    let mut cmds_open = true;
     let mut t = Task {
         planner: Planner::new(&g.ips, daemon_policy(&g.timing, g.lease)),
         timing: g.timing,
-        conflicts: BTreeMap::new(),
+        conflict_log: ConflictLog::default(),
+        answers: BTreeMap::new(),
+        identities: BTreeMap::new(),
+        peers,
+        watcher: None,
+        watch_failed: false,
         g,
     };
-    // The probe in flight (outside `Task`: a future is Send but not Sync).
-    let mut probe: Option<ProbeFuture> = None;
+    let mut work = InFlight::default();
     // What is on the interface before the first wish: the start-up
     // reconcile and adoption of our own leased IPs depend on it.
     t.read().await;
@@ -155,17 +216,18 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: Task
             announce_seen = want.announce;
             t.planner.reannounce();
         }
-        t.run_ops(&released, &mut probe).await;
+        t.run_ops(&released, &mut work).await;
         if want.stop {
             return;
         }
+        t.watch_arp();
         let deadline = t.planner.next_deadline().map(Instant::from_std);
         tokio::select! {
             r = desired.changed() => {
                 if r.is_err() {
                     // The daemon is gone without a stop wish: leave nothing behind.
                     t.planner.want(Instant::now().into_std(), Wish { stop: true, ..Wish::default() });
-                    t.run_ops(&released, &mut probe).await;
+                    t.run_ops(&released, &mut work).await;
                     return;
                 }
             }
@@ -176,10 +238,33 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: Task
                 }
                 Err(_) => plan_open = false,
             },
-            (token, result) = async { probe.as_mut().expect("guarded by the select condition").await }, if probe.is_some() => {
-                probe = None;
-                t.probed(token, result);
+            (token, result) = next(&mut work.probe), if work.probe.is_some() => {
+                work.probe = None;
+                t.probed(token, result, &mut work);
             }
+            (token, result) = next(&mut work.defend), if work.defend.is_some() => {
+                work.defend = None;
+                t.defended(token, result);
+            }
+            names = next(&mut work.identify), if work.identify.is_some() => {
+                work.identify = None;
+                let now = Instant::now();
+                for (mac, who) in names {
+                    t.identities.insert(mac, (who, now));
+                }
+                t.publish_answers();
+            }
+            cmd = cmds.recv(), if cmds_open => match cmd {
+                Some(cmd) => t.command(cmd),
+                None => cmds_open = false,
+            },
+            frame = watch_next(&t.watcher), if t.watcher.is_some() => match frame {
+                Ok(view) => t.arp_frame(&view),
+                Err(e) => {
+                    warn!(group = %t.g.group, "watching ARP for the forced takeover stopped: {e}; still defending every {} s", DEFEND_EVERY.as_secs());
+                    t.watcher = None;
+                }
+            },
             ev = t.g.events.next(), if events_open => match ev {
                 Some(NetEvent::Addr { added, info, by }) if info.ifindex == t.g.ifindex => {
                     t.planner.addr_event(added, seen(&info), by);
@@ -198,23 +283,40 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: Task
     }
 }
 
+/// The next foreign ARP frame of the forced takeover's watcher.
+async fn watch_next(w: &Option<Arc<ArpSocket>>) -> Result<ArpView, crate::sys::SysError> {
+    match w {
+        Some(w) => w.next_foreign().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Task {
     g: GroupIps,
     planner: Planner,
     timing: IpTiming,
-    /// Who answered for each conflicting IP, as last logged: a conflict is
-    /// logged when it starts or its answerer changes, not at every re-probe.
-    conflicts: BTreeMap<IpAddr, String>,
+    /// One log line per group while IPs stay in conflict (rate-limited).
+    conflict_log: ConflictLog,
+    /// Who answered for each conflicting IP, and since when.
+    answers: BTreeMap<IpAddr, (Responder, SystemTime)>,
+    /// Names found for answering MACs (peer or address), and when.
+    identities: BTreeMap<[u8; 6], (Answerer, Instant)>,
+    peers: watch::Receiver<Vec<IpAddr>>,
+    /// A socket of its own that watches ARP while a takeover is forced.
+    watcher: Option<Arc<ArpSocket>>,
+    /// It could not be opened for this force (not retried at every turn).
+    watch_failed: bool,
 }
 
 impl Task {
     /// Carries out every op the planner has, feeding results back, then
     /// publishes the IPs' states.
-    async fn run_ops(&mut self, released: &watch::Sender<u64>, probe: &mut Option<ProbeFuture>) {
+    async fn run_ops(&mut self, released: &watch::Sender<u64>, work: &mut InFlight) {
         while let Some(op) = self.planner.poll_op() {
             match op {
                 // A newer probe replaces the one in flight (its token is dead).
-                Op::Probe { token, ips } => *probe = Some(self.probe(token, ips)),
+                Op::Probe { token, ips } => work.probe = Some(self.probe(token, ips, false)),
+                Op::Defend { token, ips } => work.defend = Some(self.probe(token, ips, true)),
                 Op::Add { nets } => {
                     let lease = self
                         .planner
@@ -293,6 +395,17 @@ impl Task {
         }
         if let Ok(mut s) = self.g.status.lock() {
             s.ips = self.planner.states();
+            s.force = self.planner.force_view().map(|f| {
+                let wall = |t: std::time::Instant| {
+                    SystemTime::now() - std::time::Instant::now().saturating_duration_since(t)
+                };
+                ForceStatus {
+                    since: wall(f.since),
+                    contested: f.contested,
+                    last_claim: f.last_claim.map(wall),
+                    claims: f.claims,
+                }
+            });
         }
     }
 
@@ -318,13 +431,19 @@ impl Task {
         }
     }
 
-    fn probe(&self, token: u64, ips: Vec<IpAddr>) -> ProbeFuture {
+    /// The probe before taking IPs, or (`claims`) a forced master's look
+    /// for hosts that still claim the IPs it holds.
+    fn probe(&self, token: u64, ips: Vec<IpAddr>, claims: bool) -> ProbeFuture {
         let arp = self.g.arp.clone();
         let ifname = self.g.ifname.clone();
         let ifindex = self.g.ifindex;
         let timeout = self.timing.probe_timeout;
         Box::pin(async move {
-            let result = ipwork::probe(&arp, &ifname, ifindex, &ips, timeout).await;
+            let result = if claims {
+                ipwork::claims(&arp, &ifname, ifindex, &ips, timeout).await
+            } else {
+                ipwork::probe_who(&arp, &ifname, ifindex, &ips, timeout).await
+            };
             (token, result)
         })
     }
@@ -338,15 +457,22 @@ impl Task {
         }
     }
 
-    fn probed(&mut self, token: u64, result: Result<BTreeMap<IpAddr, String>, String>) {
+    fn probed(
+        &mut self,
+        token: u64,
+        result: Result<BTreeMap<IpAddr, Responder>, String>,
+        work: &mut InFlight,
+    ) {
+        let now = Instant::now().into_std();
         match &result {
             Ok(answered) => {
-                self.conflicts.retain(|ip, _| answered.contains_key(ip));
+                let wall = SystemTime::now();
                 for (ip, who) in answered {
-                    if self.conflicts.get(ip) != Some(who) {
-                        warn!(group = %self.g.group, %ip, "conflict: {who}; not adding, will re-probe");
-                        self.conflicts.insert(*ip, who.clone());
-                    }
+                    let since = match self.answers.get(ip) {
+                        Some((old, since)) if old == who => *since,
+                        _ => wall,
+                    };
+                    self.answers.insert(*ip, (*who, since));
                 }
                 if let Ok(mut s) = self.g.status.lock() {
                     s.conflicts += answered.len() as u64;
@@ -355,7 +481,178 @@ impl Task {
             Err(e) => warn!(group = %self.g.group, "probe failed: {e}; not adding, will retry"),
         }
         self.planner
-            .probed(Instant::now().into_std(), token, result);
+            .probed(now, token, result.map(ipwork::in_words));
+        // The conflicts as the planner now sees them: logged per group, rate-limited.
+        let current: BTreeMap<IpAddr, String> = self
+            .planner
+            .states()
+            .into_iter()
+            .filter_map(|(ip, s)| match s {
+                IpState::Conflict(who) => Some((ip, who)),
+                _ => None,
+            })
+            .collect();
+        self.answers.retain(|ip, _| current.contains_key(ip));
+        match self.conflict_log.observe(now, &current) {
+            Some(ConflictLine::Warn(line)) => warn!(group = %self.g.group, "{line}"),
+            Some(ConflictLine::Cleared(line)) => info!(group = %self.g.group, "{line}"),
+            None => {}
+        }
+        self.identify(work);
+        self.publish_answers();
+    }
+
+    /// Starts naming the MACs that answer for our IPs, unless they all
+    /// have a recent name or a naming is running.
+    fn identify(&mut self, work: &mut InFlight) {
+        if work.identify.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let mut macs: Vec<[u8; 6]> = self
+            .answers
+            .values()
+            .filter_map(|(r, _)| match r {
+                Responder::Arp { mac } | Responder::Nd { mac } => Some(*mac),
+                Responder::Icmp { .. } => None,
+            })
+            .filter(|mac| {
+                self.identities
+                    .get(mac)
+                    .is_none_or(|(_, at)| now.saturating_duration_since(*at) >= IDENTITY_FOR)
+            })
+            .collect();
+        macs.sort();
+        macs.dedup();
+        if macs.is_empty() {
+            return;
+        }
+        let arp = self.g.arp.clone();
+        let ifname = self.g.ifname.clone();
+        let peers = self.peers.borrow().clone();
+        let skip: Vec<IpAddr> = self.g.ips.iter().map(|n| n.addr).collect();
+        let timeout = self.timing.probe_timeout;
+        work.identify = Some(Box::pin(async move {
+            ipwork::identify(&arp, &ifname, &macs, &peers, &skip, timeout).await
+        }));
+    }
+
+    /// Who answers for each conflicting IP, as far as known, for `status`.
+    fn publish_answers(&self) {
+        let peers = self.peers.borrow();
+        let answers = self
+            .answers
+            .iter()
+            .map(|(ip, (r, since))| {
+                let who = match r {
+                    Responder::Arp { mac } | Responder::Nd { mac } => self
+                        .identities
+                        .get(mac)
+                        .map(|(a, _)| a.clone())
+                        .unwrap_or(Answerer {
+                            mac: Some(*mac),
+                            ip: None,
+                            peer: None,
+                        }),
+                    Responder::Icmp { from } => Answerer {
+                        mac: None,
+                        ip: Some(*from),
+                        peer: peers.contains(from).then_some(*from),
+                    },
+                };
+                (*ip, (who, *since))
+            })
+            .collect();
+        if let Ok(mut s) = self.g.status.lock() {
+            s.answers = answers;
+        }
+    }
+
+    fn defended(&mut self, token: u64, result: Result<BTreeMap<IpAddr, Responder>, String>) {
+        let now = Instant::now().into_std();
+        match &result {
+            Ok(claims) if !claims.is_empty() => {
+                let who: Vec<String> = claims.iter().map(|(ip, r)| format!("{ip} ({r})")).collect();
+                // At most once a second, and only while another host claims the IPs.
+                warn!(group = %self.g.group, "forced takeover: still claimed by another host: {}; announced again", who.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(group = %self.g.group, "forced takeover: cannot look for claims: {e}"),
+        }
+        self.planner
+            .defended(now, token, result.map(ipwork::in_words));
+    }
+
+    /// An operator's `ipfail takeover`.
+    fn command(&mut self, cmd: IpCmd) {
+        let now = Instant::now().into_std();
+        let g = &self.g;
+        let reply = if cmd.undo {
+            self.planner.unforce(now).map(|back| {
+                let line = if back.is_empty() {
+                    format!("{}: forced takeover undone; nobody else claimed its IPs at the last look, so they stay here", g.group)
+                } else {
+                    format!("{}: forced takeover undone; gave back {} IP(s) another host still claims: {}; they are re-probed and taken when it falls silent",
+                        g.group, back.len(), list(&back))
+                };
+                warn!(group = %g.group, "{line}");
+                line
+            })
+        } else {
+            self.planner.force(now).map(|taken| {
+                let who: Vec<String> = taken
+                    .iter()
+                    .map(|ip| match self.answers.get(ip) {
+                        Some((r, _)) => format!("{ip} ({r})"),
+                        None => ip.to_string(),
+                    })
+                    .collect();
+                let line = format!(
+                    "{}: FORCED TAKEOVER by the operator: taking {} IP(s) without the probe although another host may still answer: {}; \
+                     announcing them and defending them with gratuitous ARP every {} s and on every ARP request, \
+                     until `ipfail takeover {} --undo` or the other host is silent for {} looks",
+                    g.group, taken.len(), who.join(", "), DEFEND_EVERY.as_secs(), g.group, crate::ipplan::SILENT_ROUNDS
+                );
+                error!(group = %g.group, "{line}");
+                line
+            })
+        };
+        let _ = cmd
+            .reply
+            .send(reply.map_err(|e| format!("{}: {e}", g.group)));
+    }
+
+    /// Opens (or closes) the ARP watcher as a forced takeover starts (or ends).
+    fn watch_arp(&mut self) {
+        if !self.planner.is_forced() {
+            self.watcher = None;
+            self.watch_failed = false;
+            return;
+        }
+        if self.watcher.is_some() || self.watch_failed {
+            return;
+        }
+        match ArpSocket::open(self.g.ifindex, self.g.mac) {
+            Ok(sock) => self.watcher = Some(Arc::new(sock)),
+            Err(e) => {
+                warn!(group = %self.g.group, "forced takeover: cannot watch ARP ({e}); defending every {} s only", DEFEND_EVERY.as_secs());
+                self.watch_failed = true;
+            }
+        }
+    }
+
+    /// A foreign ARP frame while forced: a request for one of our IPs, or
+    /// another host speaking for one.
+    fn arp_frame(&mut self, view: &ArpView) {
+        let now = Instant::now().into_std();
+        let claim = IpAddr::V4(view.sender_ip);
+        if self.g.ips.iter().any(|n| n.addr == claim) {
+            self.planner.arp_seen(now, claim, true);
+        }
+        let asked = IpAddr::V4(view.target_ip);
+        if view.is_request() && asked != claim && self.g.ips.iter().any(|n| n.addr == asked) {
+            self.planner.arp_seen(now, asked, false);
+        }
     }
 
     /// Reads the interface's addresses into the planner.
@@ -378,6 +675,7 @@ impl Task {
             self.planner.set_policy(daemon_policy(&self.timing, lease));
         }
         info!(group = %self.g.group, ips = plan.ips.len(), "address list reloaded");
+        self.g.ips = plan.ips.clone();
         self.planner.set_ips(now, &plan.ips);
     }
 
@@ -425,6 +723,25 @@ impl Task {
                 "kept our own leased IPs found on {} (restart): renewing their leases", g.ifname),
             Note::NotOurs { ip } => warn!(group = %g.group, %ip,
                 "is on {} without ipfail's mark: not ours, left alone", g.ifname),
+            Note::ForceEnded {
+                why: ForceEnd::ZombieSilent,
+            } => warn!(group = %g.group,
+                "forced takeover over: no other host claimed the IPs for {} looks; back to normal", crate::ipplan::SILENT_ROUNDS),
+            Note::ForceEnded {
+                why: ForceEnd::MastershipEnded,
+            } => warn!(group = %g.group,
+                "forced takeover over: this host is no longer master"),
+            // The operator's command answers for itself.
+            Note::ForceEnded {
+                why: ForceEnd::Undone,
+            } => {}
         }
     }
+}
+
+fn list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

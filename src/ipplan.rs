@@ -22,7 +22,10 @@
 //!   and taken again through the probe;
 //! - on release every configured IP found on the NIC is removed, except at
 //!   start-up, where only addresses with our mark are ("Only our own
-//!   addresses"); [`Op::Released`] follows once the removals are done.
+//!   addresses"); [`Op::Released`] follows once the removals are done;
+//! - an operator's forced takeover (`ipfail takeover --despite-answers`,
+//!   `force.rs`) takes the master's IPs without the probe and defends them
+//!   until it is undone, the other host falls silent, or mastership ends.
 
 use crate::config::IpNet;
 use std::collections::BTreeMap;
@@ -137,6 +140,10 @@ pub enum Op {
     ReadAddrs,
     /// The release of mastership `epoch` is done: nothing of ours is left.
     Released { epoch: u64 },
+    /// Forced takeover: probe these held IPs for another host that still
+    /// claims them (ARP / neighbour solicitation only: we hold them, so
+    /// ping would answer itself); answer with [`Planner::defended`].
+    Defend { token: u64, ips: Vec<IpAddr> },
     /// Worth a log line.
     Note(Note),
 }
@@ -153,6 +160,8 @@ pub enum Note {
     Adopted { ips: Vec<IpAddr> },
     /// A configured IP is on the NIC without our mark at start-up: left alone.
     NotOurs { ip: IpAddr },
+    /// The forced takeover ended (the operator's command has its own reply).
+    ForceEnded { why: ForceEnd },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,6 +207,8 @@ pub struct Planner {
     release_pending: Option<u64>,
     /// The first release is the start-up reconcile: only our marks go.
     reconciled: bool,
+    /// The operator's forced takeover of this mastership, if any.
+    force: Option<force::Force>,
 }
 
 impl Planner {
@@ -219,6 +230,7 @@ impl Planner {
             refresh_pending: false,
             release_pending: None,
             reconciled: false,
+            force: None,
         };
         for net in ips {
             p.slots.insert(
@@ -255,6 +267,7 @@ impl Planner {
             self.reprobe_at,
             self.garp.map(|g| g.0),
             self.refresh_at,
+            self.force.as_ref().map(|f| f.defend_at),
         ]
         .into_iter()
         .flatten()
@@ -340,6 +353,7 @@ impl Planner {
             return;
         }
         if wish.stop {
+            self.end_force(ForceEnd::MastershipEnded);
             self.mode = Mode::Stopped;
             self.clear_timers();
             self.release(wish.epoch, "stopping");
@@ -349,6 +363,7 @@ impl Planner {
             if self.mode == Mode::Master && wish.epoch == self.epoch {
                 return;
             }
+            self.end_force(ForceEnd::MastershipEnded);
             self.mode = Mode::Master;
             self.epoch = wish.epoch;
             self.clear_timers();
@@ -364,6 +379,7 @@ impl Planner {
                 return;
             }
             let first = self.mode == Mode::Idle;
+            self.end_force(ForceEnd::MastershipEnded);
             self.mode = Mode::Backup;
             self.epoch = wish.epoch;
             self.clear_timers();
@@ -442,7 +458,8 @@ impl Planner {
         if ips.is_empty() {
             return;
         }
-        if !self.policy.probe {
+        // Forced: the operator confirmed the other host is a zombie.
+        if !self.policy.probe || self.force.is_some() {
             let nets = self.nets(&ips);
             self.ops.push(Op::Add { nets });
             return;
@@ -578,7 +595,10 @@ impl Planner {
             if let Some(s) = self.slots.get_mut(&net.addr) {
                 match r {
                     Ok(()) => {
-                        s.state = IpState::Absent;
+                        // An undone forced takeover leaves a conflict to re-probe.
+                        if !matches!(s.state, IpState::Conflict(_)) {
+                            s.state = IpState::Absent;
+                        }
                         s.seen = None;
                     }
                     Err(e) => s.state = IpState::Failed(e),
@@ -749,6 +769,7 @@ impl Planner {
                 self.garp = (left > 1).then_some((now + self.policy.garp_interval, left - 1));
             }
         }
+        self.defend_due(now);
         if self.refresh_at.is_some_and(|t| t <= now) {
             self.schedule_refresh(now);
             if !self.held().is_empty() {
@@ -797,6 +818,9 @@ fn entry(seen: &Seen) -> IpNet {
         prefix: seen.prefix,
     }
 }
+
+mod force;
+pub use force::{ForceEnd, ForceRefused, ForceView, DEFEND_EVERY, SILENT_ROUNDS};
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 pub mod carp;
 pub mod cli;
 pub mod config;
+pub mod conflict;
 pub mod control;
 pub mod daemon;
 pub mod health;

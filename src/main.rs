@@ -42,6 +42,24 @@ fn main() -> ExitCode {
             let (config, target) = targets(t);
             ExitCode::from(client::run_command(&config, &Request::Promote(target)))
         }
+        Command::Takeover {
+            group,
+            despite_answers,
+            undo,
+            config,
+        } => {
+            if !despite_answers && !undo {
+                eprintln!(
+                    "ipfail: takeover takes the IPs of [{group}] although another host still \
+                     answers for them. First check with `ipfail status` who answers and that it \
+                     is dead to its service, then run `ipfail takeover {group} --despite-answers` \
+                     (undo with `ipfail takeover {group} --undo`)."
+                );
+                return ExitCode::from(2);
+            }
+            let req = Request::Takeover { group, undo };
+            ExitCode::from(client::run_command(&config, &req))
+        }
         Command::Reload { config } => {
             ExitCode::from(client::run_command(&config, &Request::Reload))
         }

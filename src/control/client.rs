@@ -111,6 +111,10 @@ pub fn run_command(config_path: &Path, req: &Request) -> u8 {
                 Request::Promote(t) => format!("promote {}", target_text(t)),
                 Request::Reload => "reload".into(),
                 Request::Status => "status".into(),
+                Request::Takeover { group, undo: false } => {
+                    format!("takeover {group} --despite-answers")
+                }
+                Request::Takeover { group, undo: true } => format!("takeover {group} --undo"),
             };
             eprintln!(
                 "ipfail: {what}: {}",

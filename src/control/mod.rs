@@ -8,7 +8,12 @@
 //! {"v":1,"cmd":"demote","group":"web"}     {"v":1,"cmd":"demote","all":true}
 //! {"v":1,"cmd":"promote","group":"web"}    {"v":1,"cmd":"promote","all":true}
 //! {"v":1,"cmd":"reload"}
+//! {"v":1,"cmd":"takeover","group":"web","despite_answers":true}
+//! {"v":1,"cmd":"takeover","group":"web","undo":true}
 //! ```
+//!
+//! `takeover` without `"despite_answers":true` or `"undo":true` is refused
+//! here, before the daemon sees it: a forced takeover is never implied.
 //!
 //! Replies are `{"v":1,"ok":true,...}` or `{"v":1,"ok":false,"error":"..."}`.
 //! Unknown fields in a request are ignored (newer clients may add optional
@@ -42,6 +47,12 @@ pub enum Request {
     Demote(Target),
     Promote(Target),
     Reload,
+    /// Take (or, `undo`, give back) a group's IPs although another host
+    /// still answers for them (docs/safety.md, "Forced takeover").
+    Takeover {
+        group: String,
+        undo: bool,
+    },
 }
 
 /// Why a request line was refused.
@@ -55,10 +66,12 @@ pub enum ProtocolError {
     NoVersion,
     #[error("unsupported protocol version {0} (this daemon speaks version {VERSION})")]
     Version(String),
-    #[error("request has no \"cmd\" (known: status, demote, promote, reload)")]
+    #[error("request has no \"cmd\" (known: status, demote, promote, reload, takeover)")]
     NoCommand,
-    #[error("unknown command {0} (known: status, demote, promote, reload)")]
+    #[error("unknown command {0} (known: status, demote, promote, reload, takeover)")]
     UnknownCommand(String),
+    #[error("takeover needs \"despite_answers\":true (take the IPs although another host answers) or \"undo\":true, not both")]
+    TakeoverUnconfirmed,
     #[error("{0} needs \"group\":NAME or \"all\":true")]
     NoTarget(&'static str),
     #[error("{0} takes \"group\" or \"all\", not both")]
@@ -110,6 +123,17 @@ impl Request {
             "demote" => Ok(Request::Demote(target("demote")?)),
             "promote" => Ok(Request::Promote(target("promote")?)),
             "reload" => Ok(Request::Reload),
+            "takeover" => {
+                let Target::Group(group) = target("takeover")? else {
+                    return Err(ProtocolError::BadGroup);
+                };
+                let flag = |k: &str| matches!(obj.get(k), Some(Value::Bool(true)));
+                match (flag("despite_answers"), flag("undo")) {
+                    (true, false) => Ok(Request::Takeover { group, undo: false }),
+                    (false, true) => Ok(Request::Takeover { group, undo: true }),
+                    _ => Err(ProtocolError::TakeoverUnconfirmed),
+                }
+            }
             other => Err(ProtocolError::UnknownCommand(shorten(&format!(
                 "{other:?}"
             )))),
@@ -127,6 +151,12 @@ impl Request {
             Request::Demote(t) => target("demote", t),
             Request::Promote(t) => target("promote", t),
             Request::Reload => serde_json::json!({"v": VERSION, "cmd": "reload"}),
+            Request::Takeover { group, undo: false } => serde_json::json!(
+                {"v": VERSION, "cmd": "takeover", "group": group, "despite_answers": true}
+            ),
+            Request::Takeover { group, undo: true } => {
+                serde_json::json!({"v": VERSION, "cmd": "takeover", "group": group, "undo": true})
+            }
         };
         format!("{value}\n")
     }
@@ -213,6 +243,14 @@ mod tests {
             Request::Demote(Target::All),
             Request::Promote(Target::Group("db-2".into())),
             Request::Promote(Target::All),
+            Request::Takeover {
+                group: "web".into(),
+                undo: false,
+            },
+            Request::Takeover {
+                group: "web".into(),
+                undo: true,
+            },
         ] {
             let line = req.to_line();
             assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
@@ -261,6 +299,23 @@ mod tests {
             (
                 r#"{"v":1,"cmd":"demote"}"#,
                 ProtocolError::NoTarget("demote"),
+            ),
+            // A forced takeover is never implied.
+            (
+                r#"{"v":1,"cmd":"takeover","group":"web"}"#,
+                ProtocolError::TakeoverUnconfirmed,
+            ),
+            (
+                r#"{"v":1,"cmd":"takeover","group":"web","despite_answers":"yes"}"#,
+                ProtocolError::TakeoverUnconfirmed,
+            ),
+            (
+                r#"{"v":1,"cmd":"takeover","group":"web","despite_answers":true,"undo":true}"#,
+                ProtocolError::TakeoverUnconfirmed,
+            ),
+            (
+                r#"{"v":1,"cmd":"takeover","all":true,"despite_answers":true}"#,
+                ProtocolError::BadGroup,
             ),
             (
                 r#"{"v":1,"cmd":"promote","all":false}"#,

@@ -71,6 +71,9 @@ pub struct GroupStatus {
     /// the addresses decide, see docs/interop.md); empty if none.
     #[serde(default)]
     pub ties: Vec<TieStatus>,
+    /// A forced takeover of the group's IPs; null if none.
+    #[serde(default)]
+    pub takeover: Option<TakeoverStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +145,50 @@ pub struct IpStatus {
     /// conflict: who answered (`answered ARP from MAC`, `answered neighbor
     /// solicitation from MAC`, `answered ping from ADDR`); failed: the error.
     pub detail: Option<String>,
+    /// conflict: who answers and what to do; null otherwise.
+    #[serde(default)]
+    pub answered_by: Option<AnswerStatus>,
+}
+
+/// The host that still answers for one of our IPs (docs/design.md §6.13).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerStatus {
+    /// Its MAC; null when only ping answered.
+    pub mac: Option<String>,
+    /// Its own address when known (CARP advert source, ARP table, echo reply).
+    pub ip: Option<String>,
+    /// `carp_peer` (a CARP speaker heard within the master-down interval),
+    /// `silent_carp_peer` (heard before, silent since), `virtual_mac` (a
+    /// CARP/VRRP virtual MAC nobody advertises here) or `not_a_peer`.
+    pub kind: String,
+    /// The CARP peer this MAC belongs to; null if none.
+    pub carp_peer: Option<PeerStatus>,
+    /// Seconds since it started answering (as seen by our probes).
+    pub since_secs: f64,
+    /// What to do, in words.
+    pub advice: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Its advert source address.
+    pub address: String,
+    /// The vhids it advertised.
+    pub vhids: Vec<u8>,
+    /// Seconds since its last advert heard here.
+    pub last_advert_age_secs: f64,
+}
+
+/// An operator's forced takeover (`ipfail takeover --despite-answers`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakeoverStatus {
+    pub since_secs: f64,
+    /// IPs another host claimed at the last look (every second).
+    pub contested: Vec<String>,
+    /// Seconds since another host last claimed one; null if never.
+    pub last_claim_age_secs: Option<f64>,
+    /// Claims seen since the takeover began.
+    pub claims: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

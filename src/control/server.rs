@@ -68,6 +68,12 @@ pub(crate) enum LoopCmd {
         config: Box<Config>,
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
+    /// Force (or undo) a takeover of the group's IPs; the IP task replies.
+    Takeover {
+        group: String,
+        undo: bool,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// The bound socket, removed again when dropped (if it is still ours).
@@ -356,6 +362,22 @@ async fn handle(req: Request, shared: &Shared) -> Reply {
             Ok(lines) => Reply::ok(lines),
             Err(e) => Reply::error(e),
         },
+        Request::Takeover { group, undo } => takeover(shared, group, undo).await,
+    }
+}
+
+/// Hands a forced takeover (or its undo) to the loop, which hands it to
+/// the group's IP task; the reply is that task's.
+async fn takeover(shared: &Shared, group: String, undo: bool) -> Reply {
+    let (reply, answer) = oneshot::channel();
+    let cmd = LoopCmd::Takeover { group, undo, reply };
+    if shared.ctx.cmds.send(cmd).await.is_err() {
+        return Reply::error("the election loop is not running");
+    }
+    match answer.await {
+        Ok(Ok(line)) => Reply::ok(vec![line]),
+        Ok(Err(e)) => Reply::error(e),
+        Err(_) => Reply::error("the group's IP task stopped before answering"),
     }
 }
 

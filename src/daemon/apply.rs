@@ -376,6 +376,8 @@ impl Daemon {
                     groups: Vec::new(),
                     rejected: BTreeMap::new(),
                     last_reject_log: BTreeMap::new(),
+                    peers: Default::default(),
+                    peers_tx: watch::channel(Vec::new()).0,
                     reader,
                 },
             );
@@ -547,6 +549,11 @@ impl Daemon {
         };
         let (plan_tx, plan_rx) = watch::channel(plan);
         let (released_tx, mut released_rx) = watch::channel(0u64);
+        let (ip_cmds, cmds_rx) = tokio::sync::mpsc::channel(4);
+        let peers = self
+            .ifaces
+            .get(&iface)
+            .map_or_else(|| watch::channel(Vec::new()).1, |i| i.peers_tx.subscribe());
         self.next_id += 1;
         let id = self.next_id;
         // The IP task's release reports reach the loop by group id.
@@ -577,6 +584,8 @@ impl Daemon {
             TaskLinks {
                 plan: plan_rx,
                 released: released_tx,
+                cmds: cmds_rx,
+                peers,
             },
         ));
         let source = self
@@ -629,6 +638,7 @@ impl Daemon {
             task: Some(task),
             forward,
             ip_status,
+            ip_cmds,
             notifier: carp.notify.clone().map(crate::notify::Notifier::start),
             cfg: g,
         }

@@ -26,9 +26,51 @@ impl Daemon {
                 let _ = reply.send(lines);
             }
             LoopCmd::Reload { config, reply } => self.start_reload(*config, reply),
+            LoopCmd::Takeover { group, undo, reply } => self.takeover(&group, undo, reply),
         }
         // The client's next `status` must see what it just did.
         self.publish(true);
+    }
+
+    /// `ipfail takeover`: only a master forces (its IP task checks again);
+    /// the IP task answers the operator. Never waits: a busy task is an error.
+    fn takeover(
+        &mut self,
+        name: &str,
+        undo: bool,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    ) {
+        let Some(g) = self.groups.iter().find(|g| g.cfg.name == name) else {
+            let _ = reply.send(Err(format!(
+                "no group [{name}] with a vhid runs here (groups: {})",
+                self.groups
+                    .iter()
+                    .map(|g| g.cfg.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+            return;
+        };
+        let state = g.driver.fsm().state();
+        if !undo && state != State::Master {
+            let _ = reply.send(Err(format!(
+                "{name} is {state} on this host: a forced takeover applies only to a master's IPs. \
+                 If a peer still advertises as master, it is not a zombie: demote or stop it there; \
+                 if this host cannot become master (link down?), fix that first"
+            )));
+            return;
+        }
+        let cmd = crate::ipmgr::IpCmd { undo, reply };
+        if let Err(e) = g.ip_cmds.try_send(cmd) {
+            let cmd = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(c)
+                | tokio::sync::mpsc::error::TrySendError::Closed(c) => c,
+            };
+            let _ = cmd.reply.send(Err(format!(
+                "{name}: its IP task is busy or gone; try again"
+            )));
+        }
+        self.dirty = true;
     }
 
     async fn set_demoted(&mut self, names: &[String], on: bool) -> Vec<String> {

@@ -6,14 +6,16 @@
 
 use super::driver::{AuthFailure, TieSeen};
 use super::{Daemon, GroupRt, Iface};
-use crate::carp::fsm::State;
+use crate::carp::fsm::{master_down_interval, State};
 use crate::carp::ipv4::RejectClass;
 use crate::carp::packet::AuthDiagnosis;
 use crate::config::IpNet;
+use crate::conflict::{diagnose, mac_text, CarpPeers};
 use crate::control::schema::{
     secs, AuthStatus, Counters, DaemonInfo, GroupStatus, InterfaceStatus, IpEvent, IpStatus,
     MasterStatus, Status, TieStatus,
 };
+use crate::control::schema::{AnswerStatus, PeerStatus, TakeoverStatus};
 use crate::control::schema::{CheckStatus, HealthStatus};
 use crate::control::VERSION;
 use crate::health::GroupHealth;
@@ -65,6 +67,9 @@ pub(crate) struct GroupSnap {
     transitions_at: Vec<Instant>,
     ties: Vec<(IpAddr, TieSeen)>,
     health: Option<GroupHealth>,
+    /// The CARP speakers heard on the group's CARP interface.
+    peers: CarpPeers,
+    master_down: Duration,
 }
 
 struct MasterSnap {
@@ -161,16 +166,20 @@ fn all_classes(seen: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
 
 impl GroupSnap {
     fn to_status(&self, now: Instant, since_unix: u64) -> GroupStatus {
-        let (ip_states, garps_sent, conflicts, ips_lost, last_event) = match self.ip_status.lock() {
-            Ok(s) => (
-                s.ips.clone(),
-                s.garps_sent,
-                s.conflicts,
-                s.lost,
-                s.last_event.clone(),
-            ),
-            Err(_) => (BTreeMap::new(), 0, 0, 0, None),
-        };
+        let (ip_states, garps_sent, conflicts, ips_lost, last_event, answers, force) =
+            match self.ip_status.lock() {
+                Ok(s) => (
+                    s.ips.clone(),
+                    s.garps_sent,
+                    s.conflicts,
+                    s.lost,
+                    s.last_event.clone(),
+                    s.answers.clone(),
+                    s.force.clone(),
+                ),
+                Err(_) => (BTreeMap::new(), 0, 0, 0, None, BTreeMap::new(), None),
+            };
+        let age = |t: SystemTime| secs(SystemTime::now().duration_since(t).unwrap_or_default());
         let ips = self
             .ips
             .iter()
@@ -182,10 +191,37 @@ impl GroupSnap {
                     Some(IpState::Conflict(who)) => ("conflict", Some(who.clone())),
                     Some(IpState::Failed(why)) => ("failed", Some(why.clone())),
                 };
+                let answered_by = (state == "conflict")
+                    .then(|| answers.get(&net.addr))
+                    .flatten()
+                    .map(|(who, since)| {
+                        let d = diagnose(
+                            &self.name,
+                            self.vhid,
+                            net.addr,
+                            who,
+                            &self.peers,
+                            now,
+                            self.master_down,
+                        );
+                        AnswerStatus {
+                            mac: who.mac.as_ref().map(mac_text),
+                            ip: who.ip.map(|i| i.to_string()),
+                            kind: d.kind.to_string(),
+                            carp_peer: d.peer.map(|(address, vhids, age)| PeerStatus {
+                                address: address.to_string(),
+                                vhids,
+                                last_advert_age_secs: (age * 1000.0).round() / 1000.0,
+                            }),
+                            since_secs: age(*since),
+                            advice: d.advice,
+                        }
+                    });
                 IpStatus {
                     ip: net.to_string(),
                     state: state.to_string(),
                     detail,
+                    answered_by,
                 }
             })
             .collect();
@@ -261,6 +297,12 @@ impl GroupSnap {
                     last_age_secs: secs(now.saturating_duration_since(t.last)),
                 })
                 .collect(),
+            takeover: force.map(|f| TakeoverStatus {
+                since_secs: age(f.since),
+                contested: f.contested.iter().map(IpAddr::to_string).collect(),
+                last_claim_age_secs: f.last_claim.map(age),
+                claims: f.claims,
+            }),
         }
     }
 }
@@ -354,6 +396,11 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
         transitions_at: g.driver.transitions_at().collect(),
         ties: stats.ties.iter().map(|(p, t)| (*p, t.clone())).collect(),
         health: g.driver.health().cloned(),
+        peers: ifaces
+            .get(&g.iface)
+            .map(|i| i.peers.clone())
+            .unwrap_or_default(),
+        master_down: master_down_interval(cfg.advbase, cfg.advskew),
     }
 }
 

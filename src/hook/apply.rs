@@ -285,11 +285,13 @@ impl Run<'_> {
                 }
             }
             // A dry run announces nothing; the hook has no leases to
-            // renew, and reads only at the start and in `verify`.
+            // renew, reads only at the start and in `verify`, and never
+            // forces a takeover (`--force` only skips its probe).
             Op::Announce { .. }
             | Op::Refresh { .. }
             | Op::ReadAddrs
             | Op::Released { .. }
+            | Op::Defend { .. }
             | Op::Note(_) => {}
         }
     }

@@ -1,5 +1,6 @@
 //! The planner's rules with a virtual clock: no sockets, no netlink.
 
+use super::force::REACT_GAP;
 use super::*;
 use std::net::Ipv4Addr;
 
@@ -548,4 +549,207 @@ fn a_held_ip_gone_after_its_lease_ended_is_blamed_on_the_kernel() {
         }))
     );
     assert!(ops.iter().any(|o| matches!(o, Op::Probe { .. })), "{ops:?}");
+}
+
+// Forced takeover (force.rs; docs/safety.md, "Forced takeover").
+
+/// A master holding 10 whose 11 another host answers for.
+fn contested(t0: Instant) -> Planner {
+    let policy = Policy {
+        lease: None,
+        ..one_garp()
+    };
+    let (mut p, token) = probing(policy, &[net(10), net(11)], t0);
+    let zombie = BTreeMap::from([(ip(11), "answered ARP from 02:00:00:00:00:09".to_string())]);
+    p.probed(t0, token, Ok(zombie));
+    drain(&mut p);
+    p.added(t0, ok(&[net(10)]));
+    drain(&mut p);
+    p
+}
+
+fn claims(ips: &[u8]) -> Result<BTreeMap<IpAddr, String>, String> {
+    Ok(ips
+        .iter()
+        .map(|l| (ip(*l), "answered ARP from 02:00:00:00:00:09".to_string()))
+        .collect())
+}
+
+/// Runs the timer until the next look for claims; returns its token.
+fn next_look(p: &mut Planner, now: &mut Instant) -> (u64, Vec<IpAddr>) {
+    for _ in 0..10 {
+        let due = p.next_deadline().expect("a look is scheduled while forced");
+        *now = due;
+        p.timeout(due);
+        if let Some(look) = drain(p).into_iter().find_map(|o| match o {
+            Op::Defend { token, ips } => Some((token, ips)),
+            _ => None,
+        }) {
+            return look;
+        }
+    }
+    panic!("no look for claims");
+}
+
+#[test]
+fn a_forced_takeover_adds_without_probing_only_on_a_master() {
+    let t0 = Instant::now();
+    let mut p = Planner::new(&[net(11)], one_garp());
+    p.observed(t0, &[]);
+    p.want(t0, backup(1));
+    drain(&mut p);
+    assert_eq!(p.force(t0), Err(ForceRefused::NotMaster));
+
+    let mut p = contested(t0);
+    assert_eq!(p.force(t0), Ok(vec![ip(11)]));
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(11)]
+        }],
+        "no probe: the operator confirmed the answering host is a zombie"
+    );
+    assert_eq!(p.force(t0), Err(ForceRefused::Already));
+    p.added(t0, ok(&[net(11)]));
+    assert_eq!(drain(&mut p), vec![Op::Announce { ips: vec![ip(11)] }]);
+    assert_eq!(p.held(), vec![ip(10), ip(11)]);
+    let view = p.force_view().expect("forced");
+    assert_eq!(view.contested, vec![ip(11)]);
+}
+
+#[test]
+fn forced_ips_are_defended_until_the_zombie_is_silent_three_looks() {
+    let t0 = Instant::now();
+    let mut p = contested(t0);
+    p.force(t0).unwrap();
+    drain(&mut p);
+    p.added(t0, ok(&[net(11)]));
+    drain(&mut p);
+    let mut now = t0;
+    // The zombie still claims 11: announced again at once, every look.
+    for _ in 0..3 {
+        let (token, ips) = next_look(&mut p, &mut now);
+        assert_eq!(ips, vec![ip(10), ip(11)], "every held IP is looked at");
+        p.defended(now, token, claims(&[11]));
+        assert_eq!(drain(&mut p), vec![Op::Announce { ips: vec![ip(11)] }]);
+        assert!(p.is_forced());
+    }
+    // Silent twice, then claims again: the count starts over.
+    for _ in 0..2 {
+        let (token, _) = next_look(&mut p, &mut now);
+        p.defended(now, token, claims(&[]));
+    }
+    let (token, _) = next_look(&mut p, &mut now);
+    p.defended(now, token, claims(&[11]));
+    assert!(p.is_forced());
+    drain(&mut p);
+    // A look that could not be done proves nothing either way.
+    let (token, _) = next_look(&mut p, &mut now);
+    p.defended(now, token, Err("ARP socket closed".into()));
+    assert!(p.is_forced());
+    for _ in 0..SILENT_ROUNDS {
+        assert!(p.is_forced());
+        let (token, _) = next_look(&mut p, &mut now);
+        p.defended(now, token, claims(&[]));
+    }
+    assert!(!p.is_forced());
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Note(Note::ForceEnded {
+            why: ForceEnd::ZombieSilent
+        })]
+    );
+    assert_eq!(p.held(), vec![ip(10), ip(11)], "the IPs stay");
+}
+
+#[test]
+fn arp_requests_for_a_forced_ip_are_answered_with_an_announcement_rate_limited() {
+    let t0 = Instant::now();
+    let mut p = contested(t0);
+    // Not forced: ARP frames change nothing.
+    p.arp_seen(t0, ip(10), false);
+    assert!(drain(&mut p).is_empty());
+    p.force(t0).unwrap();
+    drain(&mut p);
+    p.added(t0, ok(&[net(11)]));
+    drain(&mut p);
+    let t1 = t0 + Duration::from_millis(200);
+    p.arp_seen(t1, ip(11), false);
+    assert_eq!(drain(&mut p), vec![Op::Announce { ips: vec![ip(11)] }]);
+    // A second request 10 ms later: already answered.
+    p.arp_seen(t1 + Duration::from_millis(10), ip(11), true);
+    assert!(drain(&mut p).is_empty());
+    p.arp_seen(t1 + REACT_GAP, ip(11), false);
+    assert_eq!(drain(&mut p), vec![Op::Announce { ips: vec![ip(11)] }]);
+    // An IP this host does not hold is not announced.
+    p.arp_seen(t1 + REACT_GAP, ip(12), true);
+    assert!(drain(&mut p).is_empty());
+    let view = p.force_view().unwrap();
+    assert_eq!(view.claims, 1);
+    assert!(view.last_claim.is_some());
+}
+
+#[test]
+fn undo_gives_back_what_is_still_claimed_and_reprobes_it() {
+    let t0 = Instant::now();
+    let mut p = contested(t0);
+    assert_eq!(p.unforce(t0), Err(ForceRefused::NotForced));
+    p.force(t0).unwrap();
+    drain(&mut p);
+    p.added(t0, ok(&[net(11)]));
+    drain(&mut p);
+    let mut now = t0;
+    let (token, _) = next_look(&mut p, &mut now);
+    p.defended(now, token, claims(&[11]));
+    drain(&mut p);
+    assert_eq!(p.unforce(now), Ok(vec![ip(11)]));
+    let ops = drain(&mut p);
+    assert_eq!(
+        ops,
+        vec![
+            Op::Remove {
+                nets: vec![net(11)],
+                why: "forced takeover undone: another host still claims it"
+            },
+            Op::Note(Note::ForceEnded {
+                why: ForceEnd::Undone
+            })
+        ]
+    );
+    p.removed(ok(&[net(11)]));
+    assert!(matches!(p.states()[&ip(11)], IpState::Conflict(_)));
+    assert_eq!(p.held(), vec![ip(10)]);
+    // Re-probed as any conflict, with the probe again.
+    let due = p.next_deadline().expect("re-probe");
+    p.timeout(due);
+    assert!(drain(&mut p)
+        .iter()
+        .any(|o| matches!(o, Op::Probe { ips, .. } if *ips == vec![ip(11)])));
+}
+
+#[test]
+fn losing_mastership_ends_the_force_and_releases_as_always() {
+    let t0 = Instant::now();
+    let mut p = contested(t0);
+    p.force(t0).unwrap();
+    drain(&mut p);
+    p.added(t0, ok(&[net(11)]));
+    drain(&mut p);
+    p.want(t0, backup(2));
+    let ops = drain(&mut p);
+    assert_eq!(
+        ops.first(),
+        Some(&Op::Note(Note::ForceEnded {
+            why: ForceEnd::MastershipEnded
+        }))
+    );
+    assert!(ops
+        .iter()
+        .any(|o| matches!(o, Op::Remove { nets, .. } if nets.len() == 2)));
+    assert!(!p.is_forced());
+    // Master again: probing as usual, no force carried over.
+    p.removed(ok(&[net(10), net(11)]));
+    drain(&mut p);
+    p.want(t0, master(3));
+    assert!(drain(&mut p).iter().any(|o| matches!(o, Op::Probe { .. })));
 }

@@ -281,6 +281,7 @@ mod tests {
             ip: "203.0.113.11/32".into(),
             state: "conflict".into(),
             detail: Some("answered ARP from 02:00:00:00:00:03".into()),
+            answered_by: None,
         };
         s.groups[0].flaps_recent = 5;
         let (level, line) = evaluate(&s);

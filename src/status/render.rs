@@ -141,6 +141,29 @@ fn details(out: &mut String, g: &GroupStatus) {
         );
         push_wrapped(out, &format!("  {}: ", ip.state.to_uppercase()), &[what]);
     }
+    answerers(out, g);
+    if let Some(t) = &g.takeover {
+        let mut what = format!(
+            "by the operator {} ago: IPs taken without the probe and defended with \
+             gratuitous ARP;",
+            span(t.since_secs)
+        );
+        match t.last_claim_age_secs {
+            Some(age) => {
+                let _ = write!(
+                    what,
+                    " another host claimed them {} times, last {age:.1} s ago;",
+                    t.claims
+                );
+            }
+            None => what.push_str(" no other host claimed them since;"),
+        }
+        if !t.contested.is_empty() {
+            let _ = write!(what, " still claimed: {};", t.contested.join(" "));
+        }
+        let _ = write!(what, " end it with `ipfail takeover {} --undo`", g.name);
+        push_wrapped(out, "  FORCED TAKEOVER: ", &[what]);
+    }
     let c = &g.counters;
     let counters = [
         format!("sent {}", c.adverts_sent),
@@ -275,6 +298,55 @@ pub(crate) fn push_wrapped(out: &mut String, prefix: &str, words: &[String]) {
     let _ = writeln!(out, "{}", fit(&line));
 }
 
+/// Who answers for the conflicting IPs and what to do, once per answering
+/// host (757 IPs held by one zombie give two lines, not 1514).
+fn answerers(out: &mut String, g: &GroupStatus) {
+    let mut told: Vec<(&Option<String>, &Option<String>)> = Vec::new();
+    for ip in g.ips.iter().filter(|i| i.state == "conflict") {
+        let Some(a) = &ip.answered_by else {
+            continue;
+        };
+        if told.contains(&(&a.mac, &a.ip)) {
+            continue;
+        }
+        told.push((&a.mac, &a.ip));
+        let count = g
+            .ips
+            .iter()
+            .filter_map(|i| i.answered_by.as_ref())
+            .filter(|b| b.mac == a.mac && b.ip == a.ip)
+            .count();
+        let who = match (&a.mac, &a.ip) {
+            (Some(mac), Some(ip)) => format!("{mac} ({ip})"),
+            (Some(mac), None) => format!("{mac} (address unknown)"),
+            (None, Some(ip)) => ip.clone(),
+            (None, None) => "an unknown host".to_string(),
+        };
+        let peer = match &a.carp_peer {
+            Some(p) => format!(
+                "CARP peer {} (vhid {}), last advert {:.1} s ago",
+                p.address,
+                p.vhids
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                p.last_advert_age_secs
+            ),
+            None => "not a CARP peer heard on this link".to_string(),
+        };
+        push_wrapped(
+            out,
+            "  answered by: ",
+            &[format!(
+                "{who}: {peer}; answers for {count} IP(s), for {}",
+                span(a.since_secs)
+            )],
+        );
+        push_wrapped(out, "  what to do: ", std::slice::from_ref(&a.advice));
+    }
+}
+
 /// Cuts a line to [`WIDTH`] characters, marking the cut.
 pub(crate) fn fit(line: &str) -> String {
     if line.chars().count() <= WIDTH {
@@ -302,6 +374,7 @@ pub(crate) mod tests {
             ip: ip.into(),
             state: state.into(),
             detail: detail.map(String::from),
+            answered_by: None,
         };
         let group = GroupStatus {
             name: "web".into(),
@@ -343,6 +416,7 @@ pub(crate) mod tests {
             auth: None,
             flaps_recent: 0,
             ties: Vec::new(),
+            takeover: None,
         };
         Status {
             v: 1,
@@ -380,6 +454,55 @@ web      10  BACKUP  12m34s  1/100  yes      0/2
     }
 
     #[test]
+    fn a_zombie_is_named_once_with_what_to_do() {
+        let mut s = sample();
+        let g = &mut s.groups[0];
+        let zombie = AnswerStatus {
+            mac: Some("02:00:00:00:00:09".into()),
+            ip: Some("192.0.2.9".into()),
+            kind: "not_a_peer".into(),
+            carp_peer: None,
+            since_secs: 75.0,
+            advice: "remove it there".into(),
+        };
+        for ip in &mut g.ips {
+            ip.state = "conflict".into();
+            ip.detail = Some("answered ARP from 02:00:00:00:00:09".into());
+            ip.answered_by = Some(zombie.clone());
+        }
+        let text = render(&s);
+        let tail: Vec<&str> = text.lines().skip(6).take(4).collect();
+        assert_eq!(
+            tail,
+            vec![
+                "  CONFLICT: 203.0.113.10 answered ARP from 02:00:00:00:00:09",
+                "  CONFLICT: 203.0.113.11 answered ARP from 02:00:00:00:00:09",
+                "  answered by: 02:00:00:00:00:09 (192.0.2.9): not a CARP peer heard on this link; answers for 2",
+                "      IP(s), for 1m15s",
+            ],
+            "{text}"
+        );
+        assert!(text.contains("  what to do: remove it there\n"), "{text}");
+        g_takeover(&mut s);
+        let text = render(&s);
+        assert!(
+            text.contains("  FORCED TAKEOVER: by the operator 12s ago"),
+            "{text}"
+        );
+        assert!(text.contains("last 0.3 s ago"), "{text}");
+        assert!(text.contains("`ipfail takeover web --undo`"), "{text}");
+    }
+
+    fn g_takeover(s: &mut Status) {
+        s.groups[0].takeover = Some(TakeoverStatus {
+            since_secs: 12.0,
+            contested: vec!["203.0.113.11".into()],
+            last_claim_age_secs: Some(0.3),
+            claims: 14,
+        });
+    }
+
+    #[test]
     fn every_line_fits_100_columns_whatever_the_input() {
         let mut s = sample();
         s.daemon.config = format!("/{}", "very-long-directory/".repeat(10));
@@ -400,6 +523,18 @@ web      10  BACKUP  12m34s  1/100  yes      0/2
                     i % 256,
                     "y".repeat(i)
                 )),
+                answered_by: Some(AnswerStatus {
+                    mac: Some(format!("02:00:00:00:00:{:02x}", i % 7)),
+                    ip: (i % 2 == 0).then(|| "2001:db8::".repeat(9)),
+                    kind: "not_a_peer".into(),
+                    carp_peer: (i % 3 == 0).then(|| PeerStatus {
+                        address: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into(),
+                        vhids: (0..=255).collect(),
+                        last_advert_age_secs: 1e12,
+                    }),
+                    since_secs: 1e9,
+                    advice: "z".repeat(i),
+                }),
             })
             .collect();
         g.counters.rejected.insert("auth_failed".into(), u64::MAX);
@@ -414,6 +549,7 @@ web      10  BACKUP  12m34s  1/100  yes      0/2
             last_failure_age_secs: 1.34,
         });
         s.interfaces[0].rejected.insert("unknown_vhid".into(), 7);
+        g_takeover(&mut s);
         s.groups[0].ties = vec![TieStatus {
             peer: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into(),
             advbase: 255,

@@ -156,6 +156,22 @@ impl ArpSocket {
         })?
     }
 
+    /// The next ARP frame on the link from another host (a forced master
+    /// watches for requests for, and claims of, its IPs). For a socket of
+    /// its own: it would steal a probe's answers.
+    pub async fn next_foreign(&self) -> Result<ArpView, SysError> {
+        let mut buf = [0u8; 2048];
+        loop {
+            let n = recv(&self.fd, &mut buf)
+                .await
+                .map_err(|e| SysError::os("receive ARP", CAP_NET_RAW, e))?;
+            match buf.get(..n).and_then(parse_arp) {
+                Some(view) if view.sender_mac != self.mac => return Ok(view),
+                _ => continue,
+            }
+        }
+    }
+
     async fn send_frame(&self, frame: &[u8], op: &'static str) -> Result<(), SysError> {
         send(&self.fd, frame)
             .await
@@ -180,10 +196,17 @@ fn packet_addr(proto_be: u16, ifindex: i32) -> SockAddr {
 
 /// The fields of an ARP frame this module acts on.
 #[derive(Debug, PartialEq, Eq)]
-struct ArpView {
-    op: ArpOperation,
-    sender_mac: [u8; 6],
-    sender_ip: Ipv4Addr,
+pub struct ArpView {
+    pub op: ArpOperation,
+    pub sender_mac: [u8; 6],
+    pub sender_ip: Ipv4Addr,
+    pub target_ip: Ipv4Addr,
+}
+
+impl ArpView {
+    pub fn is_request(&self) -> bool {
+        self.op == ArpOperations::Request
+    }
 }
 
 /// Parses an Ethernet frame carrying ARP for IPv4 over Ethernet; None for
@@ -202,6 +225,7 @@ fn parse_arp(frame: &[u8]) -> Option<ArpView> {
         op: arp.get_operation(),
         sender_mac: arp.get_sender_hw_addr().octets(),
         sender_ip: arp.get_sender_proto_addr(),
+        target_ip: arp.get_target_proto_addr(),
     })
 }
 
@@ -332,6 +356,7 @@ mod tests {
                 op: ArpOperations::Reply,
                 sender_mac: MAC,
                 sender_ip: IP,
+                target_ip: IP,
             }
         );
         let frame = probe_frame(MAC, IP);

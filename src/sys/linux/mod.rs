@@ -12,7 +12,7 @@ pub mod ndp;
 pub mod netlink;
 
 pub use crate::sys::SysError;
-pub use arp::ArpSocket;
+pub use arp::{ArpSocket, ArpView};
 pub use caps::{missing_capabilities, CAP_NET_ADMIN, CAP_NET_RAW};
 pub use carp_socket::{CarpSocket, CarpSocket6, Recv6, CARP_GROUP_V4, CARP_GROUP_V6, IPPROTO_CARP};
 pub use events::{NetEvent, NetEvents, NetListener};
