@@ -165,6 +165,20 @@ fn with_both_services_dead_one_host_holds_the_group_and_check_is_critical() {
     let (code, line) = check_level(&p, holders[0]);
     assert_eq!(code, 2, "{line}");
     assert!(line.contains("MASTER but unhealthy"), "{line}");
+    // The other host follows a master advertising 255/255 and cannot take
+    // over itself: nobody healthy holds the group there either.
+    let backup = if holders[0].name == p.a.name {
+        &p.b
+    } else {
+        &p.a
+    };
+    let (code, line) = check_level(&p, backup);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("no healthy host holds the group: master ")
+            && line.contains("advertises 255/255"),
+        "{line}"
+    );
 }
 
 #[test]

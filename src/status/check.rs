@@ -3,16 +3,56 @@
 //! - CRITICAL: the daemon is down; a group has no master anywhere (this host
 //!   is INIT, or BACKUP without an advert for longer than its master-down
 //!   interval); an IP is in conflict or failed;
-//! - CRITICAL too: this host is MASTER of a group whose health checks fail
-//!   (a degraded master: no healthy host holds the group);
-//! - WARNING: a health check fails on a BACKUP; an advert failed authentication, a peer tied with us exactly
-//!   (same advbase and advskew), or a group changed state 3 or more times,
-//!   in the last 5 minutes;
+//! - CRITICAL too when no healthy host holds the group: this host is MASTER
+//!   and its health checks fail (a degraded master), or this host is a
+//!   BACKUP whose checks fail while the master it follows advertises itself
+//!   as least preferred (advbase and advskew 255, see below);
+//! - WARNING: a health check fails on a BACKUP (whose master advertises its
+//!   real values); an advert failed authentication, a peer tied with us
+//!   exactly (same advbase and advskew), or a group changed state 3 or more
+//!   times, in the last 5 minutes;
+//! - WARNING too when this host is a healthy BACKUP and the master it
+//!   follows advertises itself as least preferred, yet this host does not
+//!   take over: because the operator demoted this host, or, not demoted, for
+//!   longer than its master-down interval;
 //! - UNKNOWN: the configuration cannot be read, or the daemon cannot be asked;
 //! - OK otherwise.
+//!
+//! "Least preferred" is the 255/255 advert ([`BOW_OUT`]): what an ipfail
+//! master sends while its checks fail or the operator demoted it
+//! (`GroupDriver::apply_demotion` → [`Fsm::set_demoted_because`], whose
+//! [`Fsm::advertised`] is 255/255), and once as it stops. A healthy BACKUP
+//! that is not demoted takes such a master over at the first of these
+//! adverts, preempt or not ([`Fsm::handle_advert`], bow-out rule); a
+//! demoted or unhealthy one follows it. So a BACKUP showing a 255/255
+//! master it heard recently means:
+//!
+//! - this host is unhealthy too: the master is unhealthy or demoted and
+//!   this host cannot take over, nobody healthy holds the group: CRITICAL;
+//! - this host is healthy but demoted: the group waits on the operator:
+//!   WARNING, naming `ipfail promote`;
+//! - this host is healthy and not demoted: it should take over at the
+//!   master's next advert, within about one advert interval of becoming
+//!   healthy (or promoted, or entering BACKUP). Longer than its master-down
+//!   interval (3 × advbase + advskew/256, which also allows for a master
+//!   advertising more slowly than this host; a master silent that long is
+//!   already CRITICAL as "no master heard") means the takeover is broken:
+//!   WARNING.
+//!
+//! WARNING, not CRITICAL, for a healthy backup: the adverts cannot tell a
+//! master whose service is dead from one an operator demoted for
+//! maintenance while it still serves, and the first case is already
+//! CRITICAL on the master itself ("MASTER but unhealthy"). A healthy backup
+//! that holds off only says the failover is not happening. The time this
+//! host has been promoted is not in the status document, so for up to one
+//! advert interval after `ipfail promote` the last case may warn early.
+//!
+//! [`Fsm::set_demoted_because`]: crate::carp::fsm::Fsm::set_demoted_because
+//! [`Fsm::advertised`]: crate::carp::fsm::Fsm::advertised
+//! [`Fsm::handle_advert`]: crate::carp::fsm::Fsm::handle_advert
 
-use crate::carp::fsm::master_down_interval;
-use crate::control::schema::{GroupStatus, Status};
+use crate::carp::fsm::{master_down_interval, BOW_OUT};
+use crate::control::schema::{GroupStatus, MasterStatus, Status};
 
 /// Auth failures and flapping count as recent within this many seconds.
 pub const RECENT_SECS: f64 = 300.0;
@@ -73,6 +113,8 @@ pub fn evaluate(s: &Status) -> (Level, String) {
 fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
     let mut out = Vec::new();
     let name = &g.name;
+    let down_after = master_down_interval(g.advbase, g.advskew).as_secs_f64();
+    let bowed = least_preferred_master(g, down_after);
     if let Some(h) = g.health.as_ref().filter(|h| !h.healthy) {
         let failing: Vec<&str> = h
             .checks
@@ -94,10 +136,58 @@ fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
                 Level::Critical,
                 format!("{name}: MASTER but {what}: no healthy host holds the group"),
             )),
-            _ => out.push((Level::Warning, format!("{name}: {what}"))),
+            _ => match bowed {
+                Some(m) => out.push((
+                    Level::Critical,
+                    format!(
+                        "{name}: no healthy host holds the group: master {} advertises {BOW_OUT}/{BOW_OUT} \
+                         (least preferred: unhealthy or demoted) and this host is {what}: \
+                         restore the service on either host",
+                        m.address
+                    ),
+                )),
+                None => out.push((Level::Warning, format!("{name}: {what}"))),
+            },
+        }
+    } else if let Some(m) = bowed {
+        let advert = format!(
+            "master {} advertises {BOW_OUT}/{BOW_OUT} (least preferred: unhealthy or demoted)",
+            m.address
+        );
+        if g.demoted {
+            out.push((
+                Level::Warning,
+                format!(
+                    "{name}: {advert} and this healthy host is demoted, so nobody takes over: \
+                     `ipfail promote {name}` here, or fix the master"
+                ),
+            ));
+        } else {
+            // Healthy, not demoted and BACKUP for this long: the master's
+            // next advert should have made this host MASTER.
+            let eligible = g
+                .health
+                .as_ref()
+                .and_then(|h| {
+                    h.checks
+                        .iter()
+                        .map(|c| c.since_change_secs)
+                        .min_by(f64::total_cmp)
+                })
+                .map_or(g.state_secs, |healthy| healthy.min(g.state_secs));
+            if eligible > down_after {
+                out.push((
+                    Level::Warning,
+                    format!(
+                        "{name}: {advert}, but this healthy host has not taken over in {eligible:.1} s \
+                         (it should at the master's next advert): see `ipfail status` and the log \
+                         on both hosts; stopping ipfail on {} hands the group over",
+                        m.address
+                    ),
+                ));
+            }
         }
     }
-    let down_after = master_down_interval(g.advbase, g.advskew).as_secs_f64();
     match g.state.as_str() {
         "INIT" => out.push((
             Level::Critical,
@@ -166,6 +256,17 @@ fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
         ));
     }
     out
+}
+
+/// The master a BACKUP follows, if it was heard within `down_after` and
+/// advertises itself as least preferred (255/255).
+fn least_preferred_master(g: &GroupStatus, down_after: f64) -> Option<&MasterStatus> {
+    if g.state != "BACKUP" {
+        return None;
+    }
+    g.master.as_ref().filter(|m| {
+        !m.this_host && m.age_secs <= down_after && (m.advbase, m.advskew) == (BOW_OUT, BOW_OUT)
+    })
 }
 
 fn summary(g: &GroupStatus) -> String {
@@ -251,6 +352,161 @@ mod tests {
         let (level, line) = evaluate(&s);
         assert_eq!(level, Level::Critical);
         assert!(line.contains("db: MASTER but unhealthy"), "{line}");
+    }
+
+    /// A group health with one check: failing, or ok for `since` seconds.
+    fn one_check(ok: bool, since: f64) -> crate::control::schema::HealthStatus {
+        use crate::control::schema::{CheckStatus, HealthStatus};
+        HealthStatus {
+            healthy: ok,
+            pending: false,
+            fall: 3,
+            rise: 2,
+            interval_secs: 1.0,
+            timeout_secs: 0.5,
+            checks: vec![CheckStatus {
+                check: "tcp 127.0.0.1:443".into(),
+                state: if ok { "ok" } else { "failing" }.into(),
+                last_ok: Some(ok),
+                last_latency_ms: Some(0.3),
+                last_detail: (!ok).then(|| "connect: refused".into()),
+                last_age_secs: Some(0.2),
+                since_change_secs: since,
+            }],
+        }
+    }
+
+    /// `web` (BACKUP, advbase 1 advskew 100) follows a master that
+    /// advertises 255/255, last heard 0.4 s ago.
+    fn under_a_least_preferred_master() -> Status {
+        let mut s = status();
+        s.groups[0].master = Some(MasterStatus {
+            address: "192.0.2.1".into(),
+            advbase: 255,
+            advskew: 255,
+            age_secs: 0.4,
+            this_host: false,
+        });
+        s
+    }
+
+    #[test]
+    fn an_unhealthy_backup_under_a_least_preferred_master_is_critical() {
+        let mut s = under_a_least_preferred_master();
+        s.groups[0].health = Some(one_check(false, 4.0));
+        let (level, line) = evaluate(&s);
+        assert_eq!((level, level.code()), (Level::Critical, 2));
+        assert_eq!(
+            line,
+            "IPFAIL CRITICAL - web: no healthy host holds the group: master 192.0.2.1 \
+             advertises 255/255 (least preferred: unhealthy or demoted) and this host is \
+             unhealthy (tcp 127.0.0.1:443): restore the service on either host"
+        );
+        // Not yet healthy (booting) counts as unhealthy; so does being
+        // demoted as well.
+        if let Some(h) = s.groups[0].health.as_mut() {
+            h.pending = true;
+            h.checks[0].state = "pending".into();
+        }
+        s.groups[0].demoted = true;
+        let (level, line) = evaluate(&s);
+        assert_eq!(level, Level::Critical);
+        assert!(line.contains("this host is not yet healthy"), "{line}");
+        // The same backup under a master advertising its real values only
+        // warns: a healthy host holds the group.
+        let mut s = status();
+        s.groups[0].health = Some(one_check(false, 4.0));
+        assert_eq!(evaluate(&s).0, Level::Warning);
+        // advskew 255 alone is not the least preferred advert.
+        s.groups[0].master = Some(MasterStatus {
+            address: "192.0.2.1".into(),
+            advbase: 1,
+            advskew: 255,
+            age_secs: 0.4,
+            this_host: false,
+        });
+        assert_eq!(evaluate(&s).0, Level::Warning);
+    }
+
+    #[test]
+    fn a_least_preferred_master_silent_too_long_is_reported_once_as_no_master() {
+        let mut s = under_a_least_preferred_master();
+        s.groups[0].health = Some(one_check(false, 4.0));
+        if let Some(m) = s.groups[0].master.as_mut() {
+            m.age_secs = 3.5; // it stopped after its bow-out
+        }
+        let (level, line) = evaluate(&s);
+        assert_eq!(level, Level::Critical);
+        assert_eq!(
+            line,
+            "IPFAIL CRITICAL - web: BACKUP and no master heard for 3.5 s (master down after 3.39 s); \
+             web: unhealthy (tcp 127.0.0.1:443)"
+        );
+    }
+
+    #[test]
+    fn a_healthy_backup_that_does_not_take_over_from_a_least_preferred_master_warns() {
+        // No checks, BACKUP for 754.2 s: it should have taken over.
+        let s = under_a_least_preferred_master();
+        let (level, line) = evaluate(&s);
+        assert_eq!((level, level.code()), (Level::Warning, 1));
+        assert_eq!(
+            line,
+            "IPFAIL WARNING - web: master 192.0.2.1 advertises 255/255 (least preferred: \
+             unhealthy or demoted), but this healthy host has not taken over in 754.2 s \
+             (it should at the master's next advert): see `ipfail status` and the log on \
+             both hosts; stopping ipfail on 192.0.2.1 hands the group over"
+        );
+        // Healthy for 1 s only: the master's next advert has yet to come
+        // (master down after 3.39 s).
+        let mut s = under_a_least_preferred_master();
+        s.groups[0].health = Some(one_check(true, 1.0));
+        assert_eq!(evaluate(&s).0, Level::Ok);
+        s.groups[0].health = Some(one_check(true, 3.5));
+        let (level, line) = evaluate(&s);
+        assert_eq!(level, Level::Warning);
+        assert!(line.contains("has not taken over in 3.5 s"), "{line}");
+        // Just became BACKUP (healthy for long): not yet either.
+        s.groups[0].state_secs = 0.5;
+        assert_eq!(evaluate(&s).0, Level::Ok);
+        // A master advertising its real values is fine.
+        let mut s = status();
+        s.groups[0].health = Some(one_check(true, 600.0));
+        assert_eq!(evaluate(&s).0, Level::Ok);
+    }
+
+    #[test]
+    fn a_demoted_healthy_backup_under_a_least_preferred_master_warns_and_names_promote() {
+        let mut s = under_a_least_preferred_master();
+        s.groups[0].demoted = true;
+        s.groups[0].state_secs = 0.5; // no grace: a demoted host never takes over
+        let (level, line) = evaluate(&s);
+        assert_eq!((level, level.code()), (Level::Warning, 1));
+        assert_eq!(
+            line,
+            "IPFAIL WARNING - web: master 192.0.2.1 advertises 255/255 (least preferred: \
+             unhealthy or demoted) and this healthy host is demoted, so nobody takes over: \
+             `ipfail promote web` here, or fix the master"
+        );
+    }
+
+    #[test]
+    fn only_a_backup_judges_a_least_preferred_master() {
+        // A demoted MASTER shows itself as the master, advertising 255/255.
+        let mut s = status();
+        s.groups[1].demoted = true;
+        if let Some(m) = s.groups[1].master.as_mut() {
+            (m.advbase, m.advskew) = (255, 255);
+        }
+        assert_eq!(evaluate(&s).0, Level::Ok);
+        // INIT is CRITICAL for its own reason, not this one.
+        let mut s = under_a_least_preferred_master();
+        s.groups[0].state = "INIT".into();
+        s.groups[0].reason = "link down".into();
+        assert_eq!(
+            evaluate(&s).1,
+            "IPFAIL CRITICAL - web: INIT, no master here (link down)"
+        );
     }
 
     #[test]
