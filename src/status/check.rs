@@ -10,7 +10,8 @@
 //! - WARNING: a health check fails on a BACKUP (whose master advertises its
 //!   real values); an advert failed authentication, a peer tied with us
 //!   exactly (same advbase and advskew), or a group changed state 3 or more
-//!   times, in the last 5 minutes;
+//!   times, in the last 5 minutes; a forced takeover (`ipfail takeover
+//!   --despite-answers`) is running;
 //! - WARNING too when this host is a healthy BACKUP and the master it
 //!   follows advertises itself as least preferred, yet this host does not
 //!   take over: because the operator demoted this host, or, not demoted, for
@@ -213,15 +214,38 @@ fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
             } else {
                 "failed"
             };
+            let who = match ip.answered_by.as_ref().map(|a| a.kind.as_str()) {
+                Some("not_a_peer") => "; not a CARP peer heard on this link",
+                Some("silent_carp_peer") => "; a CARP peer that stopped advertising",
+                Some("carp_peer") => "; a live CARP peer",
+                Some("virtual_mac") => "; a CARP/VRRP virtual MAC nobody advertises here",
+                _ => "",
+            };
             out.push((
                 Level::Critical,
                 format!(
-                    "{name}: {} {what} ({})",
+                    "{name}: {} {what} ({}{who})",
                     ip.ip,
                     ip.detail.as_deref().unwrap_or("no detail")
                 ),
             ));
         }
+    }
+    if let Some(t) = &g.takeover {
+        let claimed = match (t.contested.is_empty(), t.last_claim_age_secs) {
+            (false, Some(age)) => format!(
+                "another host still claims {} (last {age:.1} s ago)",
+                t.contested.join(" ")
+            ),
+            _ => "nobody else claimed the IPs at the last look".to_string(),
+        };
+        out.push((
+            Level::Warning,
+            format!(
+                "{name}: forced takeover by the operator for {:.0} s: {claimed}",
+                t.since_secs
+            ),
+        ));
     }
     if let Some(a) = g
         .auth
@@ -286,7 +310,9 @@ fn summary(g: &GroupStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::schema::{AuthStatus, IpStatus, MasterStatus};
+    use crate::control::schema::{
+        AnswerStatus, AuthStatus, IpStatus, MasterStatus, TakeoverStatus,
+    };
 
     fn status() -> Status {
         let mut s = crate::status::render::tests::sample();
@@ -546,6 +572,45 @@ mod tests {
             line,
             "IPFAIL CRITICAL - db: 203.0.113.11/32 in conflict (answered ARP from 02:00:00:00:00:03); \
              web: flapping, 5 state changes in 5 min"
+        );
+    }
+
+    #[test]
+    fn a_zombie_is_named_and_a_forced_takeover_warns() {
+        let mut s = status();
+        s.groups[1].ips[1] = IpStatus {
+            ip: "203.0.113.11/32".into(),
+            state: "conflict".into(),
+            detail: Some("answered ARP from 02:00:00:00:00:03".into()),
+            answered_by: Some(AnswerStatus {
+                mac: Some("02:00:00:00:00:03".into()),
+                ip: None,
+                kind: "not_a_peer".into(),
+                carp_peer: None,
+                since_secs: 3.0,
+                advice: "remove it there".into(),
+            }),
+        };
+        assert_eq!(
+            evaluate(&s).1,
+            "IPFAIL CRITICAL - db: 203.0.113.11/32 in conflict (answered ARP from 02:00:00:00:00:03; \
+             not a CARP peer heard on this link)"
+        );
+        let mut s = status();
+        s.groups[0].takeover = Some(TakeoverStatus {
+            since_secs: 65.0,
+            contested: vec!["203.0.113.10".into()],
+            last_claim_age_secs: Some(0.4),
+            claims: 12,
+        });
+        assert_eq!(
+            evaluate(&s),
+            (
+                Level::Warning,
+                "IPFAIL WARNING - web: forced takeover by the operator for 65 s: another host \
+                 still claims 203.0.113.10 (last 0.4 s ago)"
+                    .to_string()
+            )
         );
     }
 
