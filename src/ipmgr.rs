@@ -53,6 +53,12 @@ pub struct Desired {
     /// Wait this long before probing a new mastership: the previous master
     /// is alive and releasing (preemption).
     pub settle: Duration,
+    /// The previous master handed over (bow-out, preempted): quick probes
+    /// with a full look after (`ipplan/handover.rs`).
+    pub handover: bool,
+    /// BACKUP: when the master will be declared down unless it advertises;
+    /// the probe runs during the end of that wait.
+    pub master_down_at: Option<std::time::Instant>,
 }
 
 /// What `ipfail status` shows of the group's addresses.
@@ -139,6 +145,7 @@ pub struct GroupIps {
 pub fn daemon_policy(timing: &IpTiming, lease: Lease) -> Policy {
     Policy {
         probe: true,
+        probe_timeout: timing.probe_timeout,
         reprobe: true,
         reprobe_interval: timing.reprobe_interval,
         lease: Some(lease),
@@ -209,6 +216,8 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: Task
                     epoch: want.epoch,
                     settle: want.settle,
                     stop: want.stop,
+                    handover: want.handover,
+                    master_down_at: want.master_down_at,
                 },
             );
         }
@@ -315,8 +324,15 @@ impl Task {
         while let Some(op) = self.planner.poll_op() {
             match op {
                 // A newer probe replaces the one in flight (its token is dead).
-                Op::Probe { token, ips } => work.probe = Some(self.probe(token, ips, false)),
-                Op::Defend { token, ips } => work.defend = Some(self.probe(token, ips, true)),
+                Op::Probe {
+                    token,
+                    ips,
+                    timeout,
+                } => work.probe = Some(self.probe(token, ips, timeout, false)),
+                Op::Defend { token, ips } => {
+                    let timeout = self.timing.probe_timeout;
+                    work.defend = Some(self.probe(token, ips, timeout, true));
+                }
                 Op::Add { nets } => {
                     let lease = self
                         .planner
@@ -433,11 +449,10 @@ impl Task {
 
     /// The probe before taking IPs, or (`claims`) a forced master's look
     /// for hosts that still claim the IPs it holds.
-    fn probe(&self, token: u64, ips: Vec<IpAddr>, claims: bool) -> ProbeFuture {
+    fn probe(&self, token: u64, ips: Vec<IpAddr>, timeout: Duration, claims: bool) -> ProbeFuture {
         let arp = self.g.arp.clone();
         let ifname = self.g.ifname.clone();
         let ifindex = self.g.ifindex;
-        let timeout = self.timing.probe_timeout;
         Box::pin(async move {
             let result = if claims {
                 ipwork::claims(&arp, &ifname, ifindex, &ips, timeout).await
@@ -735,6 +750,9 @@ impl Task {
             Note::ForceEnded {
                 why: ForceEnd::Undone,
             } => {}
+            Note::LateClaim { ips } => warn!(group = %g.group,
+                "another host answered for {} after the quick handover probe: given back, re-probing",
+                list(&ips)),
         }
     }
 }

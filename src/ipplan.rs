@@ -83,6 +83,8 @@ impl Lease {
 pub struct Policy {
     /// Probe before adding (false: `ipfail hook --force`).
     pub probe: bool,
+    /// How long a probe listens for answers.
+    pub probe_timeout: Duration,
     /// Keep re-probing conflicts (daemon) or report them once (hook).
     pub reprobe: bool,
     pub reprobe_interval: Duration,
@@ -106,6 +108,12 @@ pub struct Wish {
     pub settle: Duration,
     /// Remove everything and finish.
     pub stop: bool,
+    /// The previous master handed the group over (its bow-out, or we
+    /// preempted it): a quick probe, then a full look (`handover.rs`).
+    pub handover: bool,
+    /// BACKUP: when the election will declare the master down unless an
+    /// advert comes first; the probe runs during the end of that wait.
+    pub master_down_at: Option<Instant>,
 }
 
 /// An address as read from the interface.
@@ -122,8 +130,13 @@ pub struct Seen {
 /// Work for the driver, in the order it comes out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Probe these IPs; answer with [`Planner::probed`] and this token.
-    Probe { token: u64, ips: Vec<IpAddr> },
+    /// Probe these IPs for `timeout`; answer with [`Planner::probed`] and
+    /// this token.
+    Probe {
+        token: u64,
+        ips: Vec<IpAddr>,
+        timeout: Duration,
+    },
     /// Add these (with the policy's lease); answer with [`Planner::added`].
     Add { nets: Vec<IpNet> },
     /// Set the lease again; skip it if it is not sent before `not_after`.
@@ -140,9 +153,11 @@ pub enum Op {
     ReadAddrs,
     /// The release of mastership `epoch` is done: nothing of ours is left.
     Released { epoch: u64 },
-    /// Forced takeover: probe these held IPs for another host that still
-    /// claims them (ARP / neighbour solicitation only: we hold them, so
-    /// ping would answer itself); answer with [`Planner::defended`].
+    /// Look for another host that still claims these held IPs (ARP /
+    /// neighbour solicitation only: we hold them, so ping would answer
+    /// itself), for the full probe timeout: a forced takeover's defence,
+    /// or the confirmation after a quick handover probe. Answer with
+    /// [`Planner::defended`].
     Defend { token: u64, ips: Vec<IpAddr> },
     /// Worth a log line.
     Note(Note),
@@ -162,6 +177,9 @@ pub enum Note {
     NotOurs { ip: IpAddr },
     /// The forced takeover ended (the operator's command has its own reply).
     ForceEnded { why: ForceEnd },
+    /// After a quick handover probe, the full look found another host
+    /// claiming these IPs: given back, re-probed as conflicts.
+    LateClaim { ips: Vec<IpAddr> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,6 +227,19 @@ pub struct Planner {
     reconciled: bool,
     /// The operator's forced takeover of this mastership, if any.
     force: Option<force::Force>,
+    /// Probing during the end of the master-down wait (`handover.rs`).
+    preprobe_at: Option<Instant>,
+    /// The master-down deadline `preprobe_at` is scheduled for.
+    preprobe_deadline: Option<Instant>,
+    preprobe: Option<handover::PreProbe>,
+    /// This mastership began as a handover: quick probes until then.
+    quick_until: Option<Instant>,
+    /// IPs added on a quick probe, waiting for their full look, and the
+    /// look in flight.
+    unconfirmed: Vec<IpAddr>,
+    confirming: Option<u64>,
+    /// The probe in flight listens less than `probe_timeout`.
+    probe_was_quick: bool,
 }
 
 impl Planner {
@@ -231,6 +262,13 @@ impl Planner {
             release_pending: None,
             reconciled: false,
             force: None,
+            preprobe_at: None,
+            preprobe_deadline: None,
+            preprobe: None,
+            quick_until: None,
+            unconfirmed: Vec::new(),
+            confirming: None,
+            probe_was_quick: false,
         };
         for net in ips {
             p.slots.insert(
@@ -268,6 +306,7 @@ impl Planner {
             self.garp.map(|g| g.0),
             self.refresh_at,
             self.force.as_ref().map(|f| f.defend_at),
+            self.preprobe_at,
         ]
         .into_iter()
         .flatten()
@@ -369,6 +408,7 @@ impl Planner {
             self.clear_timers();
             self.reconciled = true;
             self.release_pending = None;
+            self.start_mastership(now, &wish);
             if wish.settle.is_zero() {
                 self.acquire(now);
             } else {
@@ -376,6 +416,7 @@ impl Planner {
             }
         } else {
             if self.mode == Mode::Backup {
+                self.master_down_at(now, wish.master_down_at);
                 return;
             }
             let first = self.mode == Mode::Idle;
@@ -391,6 +432,8 @@ impl Planner {
                     "not master"
                 },
             );
+            self.preprobe = None;
+            self.master_down_at(now, wish.master_down_at);
         }
     }
 
@@ -411,6 +454,11 @@ impl Planner {
         self.refresh_at = None;
         self.probing = None;
         self.refresh_pending = false;
+        self.preprobe_at = None;
+        self.preprobe_deadline = None;
+        self.quick_until = None;
+        self.unconfirmed.clear();
+        self.confirming = None;
     }
 
     /// Take the group: keep what is already ours on the NIC, probe the rest.
@@ -439,7 +487,9 @@ impl Planner {
         }
         self.announce(now, keep);
         self.schedule_refresh(now);
-        self.take(probe);
+        if !self.use_preprobe(now, &probe) {
+            self.take(now, probe);
+        }
     }
 
     /// First announcement of `ips` now, the repeats on the timer.
@@ -454,7 +504,7 @@ impl Planner {
     }
 
     /// Probe `ips` (or add them straight away without probing).
-    fn take(&mut self, ips: Vec<IpAddr>) {
+    fn take(&mut self, now: Instant, ips: Vec<IpAddr>) {
         if ips.is_empty() {
             return;
         }
@@ -479,9 +529,12 @@ impl Planner {
         }
         self.next_token += 1;
         self.probing = Some(self.next_token);
+        let timeout = self.probe_timeout(now);
+        self.probe_was_quick = timeout < self.policy.probe_timeout;
         self.ops.push(Op::Probe {
             token: self.next_token,
             ips: all,
+            timeout,
         });
     }
 
@@ -500,6 +553,9 @@ impl Planner {
         token: u64,
         result: Result<BTreeMap<IpAddr, String>, String>,
     ) {
+        if self.preprobed(now, token, &result) {
+            return;
+        }
         if self.probing != Some(token) {
             return; // superseded or the wish changed meanwhile
         }
@@ -529,11 +585,15 @@ impl Planner {
             }
         }
         if !free.is_empty() {
+            if std::mem::take(&mut self.probe_was_quick) {
+                // Added on a quick probe: a full look follows (handover.rs).
+                self.unconfirmed.extend(free.iter().map(|n| n.addr));
+            }
             self.ops.push(Op::Add { nets: free });
         }
         if busy && self.policy.reprobe {
             if self.reprobe_at.is_none() {
-                self.reprobe_at = Some(now + self.reprobe_delay);
+                self.reprobe_at = Some(now + self.reprobe_after(now));
             }
         } else if !busy {
             self.reprobe_delay = FIRST_REPROBE.min(self.policy.reprobe_interval);
@@ -578,6 +638,7 @@ impl Planner {
             });
         }
         self.announce(now, announce);
+        self.confirm();
         if self.mode == Mode::Master
             && self.policy.reprobe
             && self.reprobe_at.is_none()
@@ -702,7 +763,7 @@ impl Planner {
                 not_after: now + REFRESH_FRESH_FOR,
             });
         }
-        self.take(lost);
+        self.take(now, lost);
     }
 
     /// A read ([`Op::ReadAddrs`]) could not be done: nothing is learnt;
@@ -751,14 +812,19 @@ impl Planner {
         if self.acquire_at.is_some_and(|t| t <= now) {
             self.acquire(now);
         }
+        if self.mode == Mode::Backup && self.preprobe_at.is_some_and(|t| t <= now) {
+            self.start_preprobe();
+        }
         if self.mode != Mode::Master {
             return;
         }
         if self.reprobe_at.is_some_and(|t| t <= now) {
             self.reprobe_at = None;
             let again = self.in_state(|s| matches!(s, IpState::Conflict(_) | IpState::Failed(_)));
-            self.reprobe_delay = (self.reprobe_delay * 2).min(self.policy.reprobe_interval);
-            self.take(again);
+            if !self.quick(now) {
+                self.reprobe_delay = (self.reprobe_delay * 2).min(self.policy.reprobe_interval);
+            }
+            self.take(now, again);
         }
         if let Some((at, left)) = self.garp {
             if at <= now {
@@ -820,7 +886,9 @@ fn entry(seen: &Seen) -> IpNet {
 }
 
 mod force;
+mod handover;
 pub use force::{ForceEnd, ForceRefused, ForceView, DEFEND_EVERY, SILENT_ROUNDS};
+pub use handover::{PREPROBE_FRESH, QUICK_PROBE, QUICK_REPROBE, QUICK_WINDOW};
 
 #[cfg(test)]
 mod tests;

@@ -155,7 +155,7 @@ fn an_ip_live_on_a_third_host_is_not_taken_until_it_lets_go() {
     assert_eq!(p.held(&p.a), vec![IPS[0], IPS[2]]);
     let log = p.log(&p.a);
     assert!(
-        log.contains("conflict: answered ARP from") && log.contains("203.0.113.11"),
+        log.contains("1 IP(s) in conflict, not taken: 203.0.113.11 (answered ARP from"),
         "{log}"
     );
     let released = Instant::now();

@@ -47,6 +47,7 @@ impl Plan<'_> {
     fn policy(&self) -> Policy {
         Policy {
             probe: !self.force,
+            probe_timeout: self.probe_timeout,
             reprobe: false,
             reprobe_interval: Duration::ZERO,
             lease: None,
@@ -184,11 +185,13 @@ impl Run<'_> {
         let plan = self.plan;
         let ifname = nic.ifname;
         match op {
-            Op::Probe { token, ips } => {
+            Op::Probe {
+                token,
+                ips,
+                timeout,
+            } => {
                 let result = match arp {
-                    Ok(arp) => {
-                        ipwork::probe(arp, ifname, nic.ifindex, &ips, plan.probe_timeout).await
-                    }
+                    Ok(arp) => ipwork::probe(arp, ifname, nic.ifindex, &ips, timeout).await,
                     Err(e) => Err(e.to_string()),
                 };
                 // A probe that could not be done proves nothing.

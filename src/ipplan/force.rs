@@ -111,7 +111,7 @@ impl Planner {
             claims: 0,
             reacted: BTreeMap::new(),
         });
-        self.take(take.clone());
+        self.take(now, take.clone());
         Ok(take)
     }
 
@@ -198,6 +198,10 @@ impl Planner {
         token: u64,
         result: Result<BTreeMap<IpAddr, String>, String>,
     ) {
+        if self.confirming == Some(token) {
+            self.confirmed(now, result);
+            return;
+        }
         let held: BTreeSet<IpAddr> = self.held().into_iter().collect();
         let Some(f) = self.force.as_mut() else {
             return;

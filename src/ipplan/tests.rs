@@ -15,6 +15,8 @@ fn net(last: u8) -> IpNet {
     }
 }
 
+const PROBE: Duration = Duration::from_millis(200);
+
 const LEASE: Lease = Lease {
     secs: 4,
     refresh_every: Duration::from_secs(1),
@@ -23,6 +25,7 @@ const LEASE: Lease = Lease {
 fn daemon_policy() -> Policy {
     Policy {
         probe: true,
+        probe_timeout: PROBE,
         reprobe: true,
         reprobe_interval: Duration::from_millis(800),
         lease: Some(LEASE),
@@ -95,7 +98,9 @@ fn probing(policy: Policy, ips: &[IpNet], t0: Instant) -> (Planner, u64) {
     p.want(t0, master(1));
     let ops = drain(&mut p);
     let token = match ops.as_slice() {
-        [Op::Probe { token, ips: probed }] => {
+        [Op::Probe {
+            token, ips: probed, ..
+        }] => {
             assert_eq!(probed.len(), ips.len());
             *token
         }
@@ -186,7 +191,7 @@ fn an_ip_somebody_answers_for_is_never_added_and_is_reprobed_with_backoff() {
         now = due;
         p.timeout(now);
         let probe = drain(&mut p).into_iter().find_map(|o| match o {
-            Op::Probe { token, ips } => Some((token, ips)),
+            Op::Probe { token, ips, .. } => Some((token, ips)),
             _ => None,
         });
         let (token, ips) = probe.expect("re-probe");
@@ -341,7 +346,8 @@ fn our_own_leased_ips_found_at_start_are_kept_and_renewed_not_probed() {
     assert!(
         ops.contains(&Op::Probe {
             token: 1,
-            ips: vec![ip(11)]
+            ips: vec![ip(11)],
+            timeout: PROBE,
         }),
         "only the missing IP is probed: {ops:?}"
     );
@@ -412,7 +418,8 @@ fn a_held_ip_removed_by_someone_is_not_held_and_is_taken_back_after_a_probe() {
             }),
             Op::Probe {
                 token: 2,
-                ips: vec![ip(10)]
+                ips: vec![ip(10)],
+                timeout: PROBE,
             }
         ]
     );
@@ -481,7 +488,8 @@ fn a_reload_removes_dropped_ips_and_a_master_acquires_added_ones() {
     p.timeout(t0);
     assert!(drain(&mut p).contains(&Op::Probe {
         token: 2,
-        ips: vec![ip(11)]
+        ips: vec![ip(11)],
+        timeout: PROBE,
     }));
 }
 
@@ -752,4 +760,193 @@ fn losing_mastership_ends_the_force_and_releases_as_always() {
     drain(&mut p);
     p.want(t0, master(3));
     assert!(drain(&mut p).iter().any(|o| matches!(o, Op::Probe { .. })));
+}
+
+// Fast takeovers (handover.rs; docs/safety.md §2.5, §2.6).
+
+fn backup_until(epoch: u64, master_down_at: Instant) -> Wish {
+    Wish {
+        epoch,
+        master_down_at: Some(master_down_at),
+        ..Wish::default()
+    }
+}
+
+/// A backup whose master goes silent: master down at `t0 + 3 s`.
+fn waiting(t0: Instant) -> (Planner, Instant) {
+    let mut p = Planner::new(&[net(10), net(11)], one_garp());
+    p.observed(t0, &[]);
+    let down = t0 + Duration::from_secs(3);
+    p.want(t0, backup_until(1, down));
+    drain(&mut p);
+    (p, down)
+}
+
+/// Runs the timer to the pre-probe; returns its token and when it started.
+fn preprobe(p: &mut Planner) -> (u64, Instant) {
+    let at = p.next_deadline().expect("the pre-probe is scheduled");
+    p.timeout(at);
+    match drain(p).as_slice() {
+        [Op::Probe {
+            token,
+            ips,
+            timeout,
+        }] => {
+            assert_eq!(ips, &vec![ip(10), ip(11)]);
+            assert_eq!(*timeout, PROBE, "a pre-probe listens the full timeout");
+            (*token, at)
+        }
+        other => panic!("expected the pre-probe, got {other:?}"),
+    }
+}
+
+fn master_at(epoch: u64, handover: bool) -> Wish {
+    Wish {
+        handover,
+        ..master(epoch)
+    }
+}
+
+#[test]
+fn the_probe_runs_in_the_last_probe_timeout_of_the_master_down_wait() {
+    let t0 = Instant::now();
+    let (mut p, down) = waiting(t0);
+    let (token, started) = preprobe(&mut p);
+    assert!(started + PROBE < down, "it ends before the wait does");
+    assert!(down - started <= PROBE + Duration::from_millis(20));
+    p.probed(started + PROBE, token, silent());
+    assert!(drain(&mut p).is_empty(), "a backup takes nothing");
+    assert!(p.held().is_empty());
+    // Master down: added at once, no probe after the wait.
+    p.want(down, master(2));
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(10), net(11)]
+        }]
+    );
+}
+
+#[test]
+fn an_advert_during_the_pre_probe_drops_its_verdict() {
+    let t0 = Instant::now();
+    let (mut p, down) = waiting(t0);
+    let (token, started) = preprobe(&mut p);
+    // The master's advert arrives: the wait starts over.
+    let later = down + Duration::from_secs(1);
+    p.want(started, backup_until(1, later));
+    p.probed(started + PROBE, token, silent());
+    drain(&mut p);
+    // Mastership at the old deadline (say, by a bow-out): probed afresh.
+    p.want(down, master(2));
+    assert!(matches!(drain(&mut p).as_slice(), [Op::Probe { .. }]));
+}
+
+#[test]
+fn a_stale_pre_probe_is_not_used_and_a_running_one_is_adopted() {
+    let t0 = Instant::now();
+    let (mut p, down) = waiting(t0);
+    let (token, started) = preprobe(&mut p);
+    p.probed(started + PROBE, token, silent());
+    // Mastership comes long after the verdict (e.g. a slow loop): probe.
+    p.want(started + PROBE + PREPROBE_FRESH * 2, master(2));
+    assert!(matches!(drain(&mut p).as_slice(), [Op::Probe { .. }]));
+
+    let (mut p, down2) = waiting(t0);
+    let (token, _) = preprobe(&mut p);
+    // Mastership while the pre-probe still listens: no second probe; its
+    // answer decides, and a conflict it found is a conflict.
+    p.want(down2, master(2));
+    assert!(drain(&mut p).is_empty(), "the running pre-probe is adopted");
+    let zombie = BTreeMap::from([(ip(11), "answered ARP from 02:00:00:00:00:09".to_string())]);
+    p.probed(down2 + Duration::from_millis(5), token, Ok(zombie));
+    assert_eq!(
+        drain(&mut p),
+        vec![Op::Add {
+            nets: vec![net(10)]
+        }]
+    );
+    assert!(matches!(p.states()[&ip(11)], IpState::Conflict(_)));
+    let _ = down;
+}
+
+#[test]
+fn a_handover_probes_quickly_then_looks_for_late_claims() {
+    let t0 = Instant::now();
+    let mut p = Planner::new(&[net(10), net(11)], one_garp());
+    p.observed(t0, &[]);
+    p.want(t0, backup(1));
+    drain(&mut p);
+    // The master bowed out: quick probe.
+    p.want(t0, master_at(2, true));
+    let token = match drain(&mut p).as_slice() {
+        [Op::Probe { token, timeout, .. }] => {
+            assert_eq!(*timeout, QUICK_PROBE);
+            *token
+        }
+        other => panic!("{other:?}"),
+    };
+    let t1 = t0 + QUICK_PROBE;
+    p.probed(t1, token, silent());
+    drain(&mut p);
+    p.added(t1, ok(&[net(10), net(11)]));
+    let look = drain(&mut p).into_iter().find_map(|o| match o {
+        Op::Defend { token, ips } => Some((token, ips)),
+        _ => None,
+    });
+    let (look, ips) = look.expect("a full look follows the quick verdict");
+    assert_eq!(ips, vec![ip(10), ip(11)]);
+    // A slow host answers for 11 during the full look: given back.
+    let late = BTreeMap::from([(ip(11), "answered ARP from 02:00:00:00:00:09".to_string())]);
+    p.defended(t1 + PROBE, look, Ok(late));
+    let ops = drain(&mut p);
+    assert_eq!(
+        ops,
+        vec![
+            Op::Note(Note::LateClaim { ips: vec![ip(11)] }),
+            Op::Remove {
+                nets: vec![net(11)],
+                why: "another host answered for it after the quick handover probe"
+            }
+        ]
+    );
+    p.removed(ok(&[net(11)]));
+    assert!(
+        matches!(p.states()[&ip(11)], IpState::Conflict(ref w) if w.contains("quick handover"))
+    );
+    assert_eq!(p.held(), vec![ip(10)]);
+}
+
+#[test]
+fn a_handover_re_probes_a_releasing_master_quickly_then_normally() {
+    let t0 = Instant::now();
+    let policy = Policy {
+        lease: None,
+        ..one_garp()
+    };
+    let mut p = Planner::new(&[net(10)], policy);
+    p.observed(t0, &[]);
+    p.want(t0, master_at(1, true));
+    let token = match drain(&mut p).as_slice() {
+        [Op::Probe { token, .. }] => *token,
+        other => panic!("{other:?}"),
+    };
+    // The preempted master still holds it for a moment.
+    let old = BTreeMap::from([(ip(10), "answered ARP from 02:00:00:00:00:01".to_string())]);
+    p.probed(t0 + Duration::from_millis(1), token, Ok(old.clone()));
+    drain(&mut p);
+    let due = p.next_deadline().expect("re-probe");
+    assert_eq!(due - (t0 + Duration::from_millis(1)), QUICK_REPROBE);
+    p.timeout(due);
+    assert!(matches!(drain(&mut p).as_slice(),
+        [Op::Probe { timeout, .. }] if *timeout == QUICK_PROBE));
+    // Past the window: full probes with the usual backoff.
+    let late = t0 + QUICK_WINDOW;
+    let token = p.probing.expect("probing");
+    p.probed(late, token, Ok(old));
+    drain(&mut p);
+    let due = p.next_deadline().expect("re-probe");
+    p.timeout(due);
+    assert!(matches!(drain(&mut p).as_slice(),
+        [Op::Probe { timeout, .. }] if *timeout == PROBE));
 }

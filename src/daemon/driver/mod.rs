@@ -22,9 +22,10 @@ use crate::health::{GroupHealth, Outcome};
 use crate::ipmgr::Desired;
 
 /// Pause before probing after preempting a live master: it drops the IPs
-/// on our first advert, within milliseconds; probing a moment later
-/// avoids a needless conflict report on every failback.
-pub const PREEMPT_SETTLE: Duration = Duration::from_millis(50);
+/// on our first advert, within a few milliseconds; probing a moment later
+/// avoids a needless conflict round on every failback (the probes of a
+/// handover are quick anyway: `ipplan/handover.rs`).
+pub const PREEMPT_SETTLE: Duration = Duration::from_millis(5);
 /// How long an advert that follows a release (demotion, stop) waits for
 /// the IPs to be gone before it is sent anyway.
 pub const RELEASE_WAIT: Duration = Duration::from_secs(1);
@@ -236,9 +237,15 @@ impl GroupDriver {
     pub fn last_sent(&self) -> Option<Instant> {
         self.last_sent
     }
-    /// What the group's IP task must do now.
+    /// What the group's IP task must do now. A BACKUP's wish carries the
+    /// master-down deadline, so the probe can run during the end of the
+    /// wait (`ipplan/handover.rs`).
     pub fn wish(&self) -> Desired {
-        self.wish
+        let mut wish = self.wish;
+        wish.master_down_at = (self.fsm.state() == State::Backup)
+            .then(|| self.fsm.next_deadline())
+            .flatten();
+        wish
     }
 
     /// The next signed advert to send, oldest first.
@@ -407,6 +414,7 @@ impl GroupDriver {
     fn run(&mut self, now: Instant, actions: Vec<Action>) {
         let releases = actions.contains(&Action::Release);
         let mut settle = Duration::ZERO;
+        let mut handover = false;
         let mut adverts = Vec::new();
         for action in actions {
             match action {
@@ -414,6 +422,10 @@ impl GroupDriver {
                     if to == State::Master && matches!(reason, Reason::Preempt { .. }) {
                         settle = PREEMPT_SETTLE;
                     }
+                    // The previous master is alive and releasing (or has):
+                    // its IPs fall silent within milliseconds.
+                    handover = to == State::Master
+                        && matches!(reason, Reason::Preempt { .. } | Reason::BowOut { .. });
                     self.stats.transitions += 1;
                     // Starting up is not flapping.
                     if reason != Reason::Startup {
@@ -438,6 +450,7 @@ impl GroupDriver {
                     self.wish.master = true;
                     self.wish.epoch += 1;
                     self.wish.settle = settle;
+                    self.wish.handover = handover;
                 }
                 Action::Release => self.wish.master = false,
                 Action::Reannounce => self.wish.announce += 1,
