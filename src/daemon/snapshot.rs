@@ -4,7 +4,7 @@
 //! replaces the snapshot in a `watch` channel, and the control thread reads
 //! the newest one. IP states are read live from the IP tasks' shared status.
 
-use super::driver::{AuthFailure, TieSeen};
+use super::driver::{AuthFailure, PreviousLists, TieSeen};
 use super::{Daemon, GroupRt, Iface};
 use crate::carp::fsm::State;
 use crate::carp::ipv4::RejectClass;
@@ -12,7 +12,7 @@ use crate::carp::packet::AuthDiagnosis;
 use crate::config::IpNet;
 use crate::control::schema::{
     secs, AuthStatus, Counters, DaemonInfo, GroupStatus, InterfaceStatus, IpEvent, IpStatus,
-    MasterStatus, Status, TieStatus,
+    MasterStatus, PreviousListPeerStatus, PreviousListStatus, Status, TieStatus,
 };
 use crate::control::schema::{CheckStatus, HealthStatus};
 use crate::control::VERSION;
@@ -65,6 +65,8 @@ pub(crate) struct GroupSnap {
     transitions_at: Vec<Instant>,
     ties: Vec<(IpAddr, TieSeen)>,
     health: Option<GroupHealth>,
+    adverts_previous_list: u64,
+    previous: PreviousLists,
 }
 
 struct MasterSnap {
@@ -131,7 +133,7 @@ impl Snapshot {
             groups: self
                 .groups
                 .iter()
-                .map(|g| g.to_status(now, unix(g.since)))
+                .map(|g| g.to_status(now, unix(g.since), &unix))
                 .collect(),
             interfaces: self
                 .interfaces
@@ -160,7 +162,12 @@ fn all_classes(seen: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
 }
 
 impl GroupSnap {
-    fn to_status(&self, now: Instant, since_unix: u64) -> GroupStatus {
+    fn to_status(
+        &self,
+        now: Instant,
+        since_unix: u64,
+        unix: &dyn Fn(Instant) -> u64,
+    ) -> GroupStatus {
         let (ip_states, garps_sent, conflicts, ips_lost, last_event) = match self.ip_status.lock() {
             Ok(s) => (
                 s.ips.clone(),
@@ -236,6 +243,7 @@ impl GroupSnap {
                 garps_sent,
                 ips_lost,
                 rejected: all_classes(&self.rejected),
+                adverts_previous_list: self.adverts_previous_list,
             },
             auth: self.auth.as_ref().map(|a| AuthStatus {
                 kind: match a.diagnosis {
@@ -261,7 +269,35 @@ impl GroupSnap {
                     last_age_secs: secs(now.saturating_duration_since(t.last)),
                 })
                 .collect(),
+            previous_list: self.previous_list(now, unix),
         }
+    }
+
+    fn previous_list(
+        &self,
+        now: Instant,
+        unix: &dyn Fn(Instant) -> u64,
+    ) -> Option<PreviousListStatus> {
+        let p = &self.previous;
+        let until = p.accepted_until?;
+        Some(PreviousListStatus {
+            accepted_for_secs: secs(until.saturating_duration_since(now)),
+            signing_for_secs: p
+                .signing_until
+                .map_or(0.0, |t| secs(t.saturating_duration_since(now))),
+            peers: p
+                .peers
+                .iter()
+                .map(|(peer, s)| PreviousListPeerStatus {
+                    peer: peer.to_string(),
+                    since_unix: unix(s.since),
+                    since_secs: secs(now.saturating_duration_since(s.since)),
+                    last_age_secs: secs(now.saturating_duration_since(s.last)),
+                    adverts: s.adverts,
+                    addresses: s.addrs.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+        })
     }
 }
 
@@ -354,6 +390,8 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
         transitions_at: g.driver.transitions_at().collect(),
         ties: stats.ties.iter().map(|(p, t)| (*p, t.clone())).collect(),
         health: g.driver.health().cloned(),
+        adverts_previous_list: stats.adverts_previous_list,
+        previous: g.driver.previous_lists(Instant::now()),
     }
 }
 
