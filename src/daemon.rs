@@ -474,7 +474,7 @@ async fn read_adverts6(id: u64, sock: Arc<CarpSocket6>, tx: mpsc::Sender<(u64, R
 
 /// A classified datagram: sender, advert and which of the group's keys
 /// verified it (0: the current one; more: a previous address list,
-/// docs/safety.md §9), or why it was rejected.
+/// docs/safety.md §10), or why it was rejected.
 type Classified = Result<(IpAddr, Advert, usize), Reject>;
 
 impl Daemon {
@@ -767,7 +767,7 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
             Event::ReleaseLate => warn!(group = %name,
                 "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
             Event::PeerOnPreviousList { peer } => warn!(group = %name, %peer,
-                "{peer} signs its adverts with our previous address list: accepted for {} min after our reload (docs/safety.md §9); reload it too",
+                "{peer} signs its adverts with our previous address list: accepted for {} min after our reload (docs/safety.md §10); reload it too",
                 driver::PREVIOUS_LIST_ACCEPTED.as_secs() / 60),
             Event::PeerOnCurrentList { peer } => info!(group = %name, %peer,
                 "{peer} now signs its adverts with our current address list"),

@@ -1,5 +1,5 @@
 //! A rolling reload of a running pair, end to end (issue #9, "Reload";
-//! docs/design.md §7.6, docs/safety.md §9): the operator edits
+//! docs/design.md §7.6, docs/safety.md §10): the operator edits
 //! `advbase`, `advskew`, `preempt` and then `ips` on the backup, reloads
 //! it, and a few seconds later edits and reloads the master. A client's
 //! view (addresses sampled on both hosts every 20 ms) must show no
@@ -141,7 +141,7 @@ fn a_rolling_reload_of_timers_preempt_and_ips_costs_clients_nothing() {
         g.advbase == 2 && g.advskew == 10
     });
     // a signs with the previous list for a while after its own reload
-    // (docs/safety.md §9) and b still accepts it.
+    // (docs/safety.md §10) and b still accepts it.
     let prev = ga.previous_list.as_ref().expect("a's grace");
     assert!(prev.signing_for_secs > 14.0 * 60.0, "{prev:?}");
     std::thread::sleep(3 * SEC);

@@ -428,7 +428,7 @@ fn reload_adds_an_ip_without_a_blip_and_other_groups_stay_untouched() {
     let before_b = c.group(&b, "web");
 
     // Add 203.0.113.13 to web on both hosts (the HMAC covers the list;
-    // the previous one stays accepted for a while, docs/safety.md §9).
+    // the previous one stays accepted for a while, docs/safety.md §10).
     let more = [
         "203.0.113.10",
         "203.0.113.11",

@@ -254,7 +254,7 @@ pub struct Received {
     pub src: Ipv4Addr,
     pub advert: Advert,
     /// Which of the keys `key_for` gave verified it: 0 is the group's
-    /// current key, more a previous address list (docs/safety.md §9).
+    /// current key, more a previous address list (docs/safety.md §10).
     pub key: usize,
 }
 
@@ -444,7 +444,7 @@ mod tests {
     }
 
     /// After a reload that changed the address list, the group passes its
-    /// current key and the previous one (docs/safety.md §9): an advert of
+    /// current key and the previous one (docs/safety.md §10): an advert of
     /// either verifies and says which; a failure is diagnosed against the
     /// current key.
     #[test]

@@ -281,7 +281,7 @@ impl AuthKey {
 
     /// The first of `keys` that verifies `adv` (its index), if any: a
     /// group accepts its current key and, for a while after a reload that
-    /// changed its address list, the previous ones (docs/safety.md §9).
+    /// changed its address list, the previous ones (docs/safety.md §10).
     pub fn verify_any(keys: &[AuthKey], adv: &Advert) -> Option<usize> {
         keys.iter().position(|k| k.verify(adv))
     }

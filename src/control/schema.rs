@@ -73,7 +73,7 @@ pub struct GroupStatus {
     pub ties: Vec<TieStatus>,
     /// After a reload that changed the group's address list (its HMAC
     /// key) but not its pass: the previous list's grace and the peers
-    /// still signing with it (docs/safety.md §9); null when no previous
+    /// still signing with it (docs/safety.md §10); null when no previous
     /// list is accepted.
     #[serde(default)]
     pub previous_list: Option<PreviousListStatus>,
@@ -192,7 +192,7 @@ pub struct Counters {
     /// group counts the ones that name its vhid.
     pub rejected: BTreeMap<String, u64>,
     /// Adverts (counted in `adverts_received`) that verified only with a
-    /// previous address list of this group (docs/safety.md §9).
+    /// previous address list of this group (docs/safety.md §10).
     #[serde(default)]
     pub adverts_previous_list: u64,
 }

@@ -9,7 +9,7 @@
 //!   `pass` or `hmac_addrs` (which follows `ips` unless set) replaces the
 //!   HMAC key; with the same `pass`, the previous address list stays
 //!   accepted and signs our adverts for a while, so peers can be reloaded
-//!   minutes apart (docs/safety.md §9). Changed `ips` or `[ipfail]`
+//!   minutes apart (docs/safety.md §10). Changed `ips` or `[ipfail]`
 //!   timings go to the IP task, where a master probes, adds and announces
 //!   new IPs and removes dropped ones;
 //! - other CARP settings (`vhid`, `interface`, `carp_interface`,

@@ -8,7 +8,7 @@
 //! - WARNING: a health check fails on a BACKUP; an advert failed authentication, a peer tied with us exactly
 //!   (same advbase and advskew), or a group changed state 3 or more times,
 //!   in the last 5 minutes; a peer still signs its adverts with the
-//!   group's previous address list (docs/safety.md §9), as long as it does;
+//!   group's previous address list (docs/safety.md §10), as long as it does;
 //! - UNKNOWN: the configuration cannot be read, or the daemon cannot be asked;
 //! - OK otherwise.
 

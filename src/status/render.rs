@@ -228,7 +228,7 @@ fn details(out: &mut String, g: &GroupStatus) {
             out,
             "  previous address list: ",
             &[format!(
-                "accepted for {} more (docs/safety.md §9); {signing}",
+                "accepted for {} more (docs/safety.md §10); {signing}",
                 span(p.accepted_for_secs)
             )],
         );

@@ -37,10 +37,10 @@ pub const TIE_LOG_EVERY: Duration = Duration::from_secs(60);
 pub const MAX_TIE_PEERS: usize = 16;
 /// After a reload that changes a group's address list (so its HMAC key)
 /// but not its `pass`, adverts signed with the previous list are still
-/// accepted this long (docs/safety.md §9, "Rolling reload of `ips`").
+/// accepted this long (docs/safety.md §10, "Rolling reload of `ips`").
 pub const PREVIOUS_LIST_ACCEPTED: Duration = Duration::from_secs(30 * 60);
 /// ... and our own adverts stay signed with the previous list this long,
-/// so a peer not yet reloaded never sees a bad HMAC (docs/safety.md §9).
+/// so a peer not yet reloaded never sees a bad HMAC (docs/safety.md §10).
 /// Half of [`PREVIOUS_LIST_ACCEPTED`]: the hosts may be reloaded in either
 /// order up to this long apart.
 pub const PREVIOUS_LIST_SIGNED: Duration = Duration::from_secs(15 * 60);
@@ -96,7 +96,7 @@ pub struct GroupStats {
     /// Peers that advertised exactly our advbase/advskew.
     pub ties: BTreeMap<IpAddr, TieSeen>,
     /// Adverts (counted in `adverts_received`) that verified only with a
-    /// previous address list (docs/safety.md §9).
+    /// previous address list (docs/safety.md §10).
     pub adverts_previous_list: u64,
 }
 
@@ -157,7 +157,7 @@ struct Held {
 pub struct GroupDriver {
     fsm: Fsm,
     /// `keys[0]` is the current key; `keys[1..]` the previous address
-    /// lists still accepted, newest first (docs/safety.md §9).
+    /// lists still accepted, newest first (docs/safety.md §10).
     keys: Vec<AuthKey>,
     /// `replaced[i]`: when `keys[i + 1]` stopped being current.
     replaced: Vec<Instant>,
@@ -350,7 +350,7 @@ impl GroupDriver {
     /// key no longer say anything. With the same `pass` and another
     /// address list the previous key stays accepted for
     /// [`PREVIOUS_LIST_ACCEPTED`] and keeps signing our adverts for
-    /// [`PREVIOUS_LIST_SIGNED`] (docs/safety.md §9); returns whether it
+    /// [`PREVIOUS_LIST_SIGNED`] (docs/safety.md §10); returns whether it
     /// does. A new `pass` replaces every key at once: an old secret is
     /// never accepted again.
     pub fn set_key(&mut self, now: Instant, key: AuthKey) -> bool {
@@ -382,7 +382,7 @@ impl GroupDriver {
     /// The key our adverts are signed with now: the oldest previous list
     /// still within [`PREVIOUS_LIST_SIGNED`] of its replacement, else the
     /// current one. Peers that have not been reloaded yet only know the
-    /// oldest list; peers that have accept it too (docs/safety.md §9).
+    /// oldest list; peers that have accept it too (docs/safety.md §10).
     fn signing_index(&self, now: Instant) -> usize {
         self.replaced
             .iter()
@@ -415,7 +415,7 @@ impl GroupDriver {
     /// An authenticated advert that verified with `accepted_keys()[key]`:
     /// 0 is the current key; a previous address list counts as a valid
     /// advert for the election all the same, and the peer is remembered
-    /// (docs/safety.md §9).
+    /// (docs/safety.md §10).
     pub fn handle_advert_keyed(
         &mut self,
         now: Instant,

@@ -354,7 +354,7 @@ fn promotion_does_not_override_a_failing_health_check() {
 }
 
 // ---- Reload in place (docs/design.md §7.6) and the previous address
-// list's grace (docs/safety.md §9).
+// list's grace (docs/safety.md §10).
 
 fn key_for(ips: &[&str]) -> AuthKey {
     let addrs: Vec<IpAddr> = ips.iter().map(|s| s.parse().expect("literal")).collect();
@@ -622,7 +622,7 @@ fn a_rolling_reload_of_the_address_list_in_either_order_never_splits_the_pair() 
 }
 
 /// The bound is real: reloads more than PREVIOUS_LIST_SIGNED apart split
-/// the pair (in both orders), as docs/safety.md §9 says.
+/// the pair (in both orders), as docs/safety.md §10 says.
 #[test]
 fn reloads_further_apart_than_the_signing_grace_do_split_the_pair() {
     for master_first in [false, true] {
