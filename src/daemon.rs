@@ -479,6 +479,11 @@ async fn read_adverts6(id: u64, sock: Arc<CarpSocket6>, tx: mpsc::Sender<(u64, R
     }
 }
 
+/// A classified datagram: sender, advert and which of the group's keys
+/// verified it (0: the current one; more: a previous address list,
+/// docs/safety.md §10), or why it was rejected.
+type Classified = Result<(IpAddr, Advert, usize), Reject>;
+
 impl Daemon {
     async fn on_datagram(&mut self, id: u64, datagram: Rx) {
         let Some(iface) = self.ifaces.get_mut(&id) else {
@@ -489,7 +494,7 @@ impl Daemon {
         // Both families classify alike (`docs/design.md` §4.8) and end in
         // (sender, advert) or a reject; an IPv6 advert reaches the driver
         // with its IPv6 source (`docs/interop.md`, "Both families").
-        let (result, from): (Result<(IpAddr, Advert), Reject>, Option<IpAddr>) = {
+        let (result, from): (Classified, Option<IpAddr>) = {
             let groups_ref = &*groups;
             let members = &iface.groups;
             let key_for = |vhid: u8| {
@@ -497,12 +502,12 @@ impl Daemon {
                     .iter()
                     .filter_map(|&gi| groups_ref.get(gi))
                     .find(|g| g.driver.vhid() == vhid)
-                    .map(|g| g.driver.key())
+                    .map(|g| g.driver.accepted_keys())
             };
             match &datagram {
                 Rx::V4(buf) => (
                     classify_v4(buf, &[iface.source], key_for)
-                        .map(|r| (IpAddr::V4(r.src), r.advert)),
+                        .map(|r| (IpAddr::V4(r.src), r.advert, r.key)),
                     split_ipv4(buf).ok().map(|(meta, _)| IpAddr::V4(meta.src)),
                 ),
                 Rx::V6 {
@@ -516,7 +521,7 @@ impl Daemon {
                         .map_or(&[][..], |v| std::slice::from_ref(&v.source));
                     (
                         classify_v6(*src, *hop_limit, payload, own, key_for)
-                            .map(|r| (IpAddr::V6(r.src), r.advert)),
+                            .map(|r| (IpAddr::V6(r.src), r.advert, r.key)),
                         Some(IpAddr::V6(*src)),
                     )
                 }
@@ -524,7 +529,7 @@ impl Daemon {
         };
         let now = Instant::now();
         let heard = match (&result, from) {
-            (Ok((src, advert)), _) => Some((*src, advert.vhid)),
+            (Ok((src, advert, _)), _) => Some((*src, advert.vhid)),
             (Err(Reject::AuthFailed { vhid, .. } | Reject::BadAdvbase { vhid }), Some(src))
             | (Err(Reject::UnknownVhid(vhid)), Some(src)) => Some((src, *vhid)),
             _ => None,
@@ -542,14 +547,14 @@ impl Daemon {
                 .find(|&gi| groups.get(gi).is_some_and(|g| g.driver.vhid() == vhid))
         };
         match result {
-            Ok((src, advert)) => {
+            Ok((src, advert, key)) => {
                 let Some(g) = owner_of(advert.vhid, groups).and_then(|gi| groups.get_mut(gi))
                 else {
                     return;
                 };
                 debug!(group = %g.cfg.name, %src, advbase = advert.advbase, advskew = advert.advskew, "advert");
                 g.driver
-                    .handle_advert(now, src, advert.advbase, advert.advskew);
+                    .handle_advert_keyed(now, src, advert.advbase, advert.advskew, key);
                 if flush(&self.ifaces, g).await {
                     self.urgent = true;
                 }
@@ -779,6 +784,14 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
                 "healthy ({check}: {detail}); advertising our own advbase/advskew"),
             Event::ReleaseLate => warn!(group = %name,
                 "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
+            Event::PeerOnPreviousList { peer } => warn!(group = %name, %peer,
+                "{peer} signs its adverts with our previous address list: accepted for {} min after our reload (docs/safety.md §10); reload it too",
+                driver::PREVIOUS_LIST_ACCEPTED.as_secs() / 60),
+            Event::PeerOnCurrentList { peer } => info!(group = %name, %peer,
+                "{peer} now signs its adverts with our current address list"),
+            Event::SigningCurrentList => info!(group = %name,
+                "our adverts are signed with the current address list from now on ({} min after the reload)",
+                driver::PREVIOUS_LIST_SIGNED.as_secs() / 60),
         }
     }
     if let Some(iface) = ifaces.get(&g.iface) {

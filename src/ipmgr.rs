@@ -109,6 +109,9 @@ pub struct IpTiming {
 pub struct IpPlan {
     pub ips: Vec<IpNet>,
     pub timing: IpTiming,
+    /// The kernel lease: follows advbase/advskew, which a reload changes
+    /// in place (docs/safety.md §4).
+    pub lease: Lease,
 }
 
 /// The task's channels besides the wish: plan updates in, release reports out.
@@ -684,10 +687,13 @@ impl Task {
 
     fn replan(&mut self, plan: IpPlan) {
         let now = Instant::now().into_std();
-        if plan.timing != self.timing {
+        if plan.timing != self.timing || plan.lease != self.g.lease {
+            // A new lease applies from the next refresh, which comes
+            // within the old period (docs/safety.md §4).
             self.timing = plan.timing;
-            let lease = self.g.lease;
-            self.planner.set_policy(daemon_policy(&self.timing, lease));
+            self.g.lease = plan.lease;
+            self.planner
+                .set_policy(daemon_policy(&self.timing, plan.lease));
         }
         info!(group = %self.g.group, ips = plan.ips.len(), "address list reloaded");
         self.g.ips = plan.ips.clone();

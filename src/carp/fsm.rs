@@ -25,7 +25,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Election parameters of one group, fixed for the life of an [`Fsm`].
+/// Election parameters of one group. `vhid` and `local` are fixed for the
+/// life of an [`Fsm`]; a reload changes `advbase`, `advskew` and `preempt`
+/// in place ([`Fsm::reconfigure`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsmConfig {
     pub vhid: u8,
@@ -432,6 +434,53 @@ impl Fsm {
                 self.enter(now, State::Backup, why, &mut out);
             }
             out.push(self.own_advert());
+        }
+        out
+    }
+
+    /// A reload changed `advbase`, `advskew` or `preempt`: take them on
+    /// the running machine, without a state change (docs/design.md §7.6,
+    /// "Reload in place"). FreeBSD does the same on `ifconfig ... vhid N
+    /// advskew S`: `carp_ioctl` (`SIOCSVH`) sets `sc_advbase`/`sc_advskew`
+    /// of the running vhid and calls `carp_setrun(sc, 0)`, which re-arms the
+    /// timer of the current state from now with the new values.
+    ///
+    /// - MASTER stays MASTER: it advertises the new values at once (so a
+    ///   peer they make preferred preempts now, by the normal rules, and a
+    ///   peer they make us preferred over hears it) and then every new
+    ///   interval from now;
+    /// - BACKUP re-arms its master-down deadline from now with the new
+    ///   values (as `carp_setrun`): a reload alone never declares a live
+    ///   master down; `preempt` applies from the next advert;
+    /// - INIT: only the values change.
+    pub fn reconfigure(
+        &mut self,
+        now: Instant,
+        advbase: u8,
+        advskew: u8,
+        preempt: bool,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        let timers = (advbase, advskew) != (self.cfg.advbase, self.cfg.advskew);
+        self.cfg.advbase = advbase.max(1);
+        self.cfg.advskew = advskew;
+        self.cfg.preempt = preempt;
+        if !timers {
+            return out;
+        }
+        match self.state {
+            State::Init => {}
+            State::Master => {
+                out.push(self.own_advert());
+                self.deadline = Some(now + self.own_interval());
+            }
+            State::Backup => {
+                let wait = match self.master {
+                    Some(m) => self.follow_timeout(&m.advert),
+                    None => self.master_down_after(),
+                };
+                self.deadline = Some(now + wait);
+            }
         }
         out
     }
@@ -1200,6 +1249,117 @@ mod tests {
         f.handle_timeout(t);
         assert_eq!(f.state(), State::Master);
         t
+    }
+
+    #[test]
+    fn reconfigure_keeps_a_master_master_and_advertises_the_new_values_at_once() {
+        let t0 = Instant::now();
+        let mut f = fsm(0, true, t0);
+        let t = become_master(&mut f, t0);
+        let t1 = t + Duration::from_millis(300);
+        let out = f.reconfigure(t1, 2, 50, false);
+        assert_eq!(
+            out,
+            vec![Action::SendAdvert {
+                advbase: 2,
+                advskew: 50
+            }],
+            "no transition, no release: only an advert with the new values"
+        );
+        assert_eq!(f.state(), State::Master);
+        assert_eq!(f.since(), t, "the mastership is the same one");
+        assert_eq!(
+            f.next_deadline(),
+            Some(t1 + advert_interval(2, 50)),
+            "the cadence restarts from the reload with the new interval (carp_setrun)"
+        );
+        let next = t1 + advert_interval(2, 50);
+        assert!(f.handle_timeout(next - Duration::from_millis(1)).is_empty());
+        assert_eq!(
+            f.handle_timeout(next),
+            vec![Action::SendAdvert {
+                advbase: 2,
+                advskew: 50
+            }]
+        );
+        assert_eq!(f.advertised(), (2, 50));
+        assert!(!f.config().preempt);
+        // Only preempt changed: nothing to send, the cadence stays.
+        let d = f.next_deadline();
+        assert!(f.reconfigure(next, 2, 50, true).is_empty());
+        assert_eq!(f.next_deadline(), d);
+        assert!(f.config().preempt);
+    }
+
+    #[test]
+    fn a_master_made_worse_by_a_reload_loses_only_by_the_normal_rules() {
+        let t0 = Instant::now();
+        let mut f = fsm(0, true, t0);
+        let t = become_master(&mut f, t0);
+        // Our advskew grows above the backup's (100).
+        f.reconfigure(t, 1, 200, true);
+        assert_eq!(f.state(), State::Master);
+        // The backup preempts us (its advert is better): we step down then.
+        let out = f.handle_advert(t + Duration::from_millis(10), peer(2, 1, 100));
+        assert_eq!(states(&out), vec![State::Backup]);
+        assert!(out.contains(&Action::Release));
+        // A worse advert (advskew 250) is still answered as master.
+        let mut g = fsm(0, true, t0);
+        let t = become_master(&mut g, t0);
+        g.reconfigure(t, 1, 200, true);
+        let out = g.handle_advert(t + Duration::from_millis(10), peer(2, 1, 250));
+        assert!(states(&out).is_empty());
+        assert_eq!(g.state(), State::Master);
+    }
+
+    #[test]
+    fn reconfigure_rearms_a_backups_master_down_from_now_with_the_new_values() {
+        let t0 = Instant::now();
+        let mut f = fsm(100, false, t0);
+        f.start(t0);
+        let heard = t0 + Duration::from_secs(1);
+        f.handle_advert(heard, peer(2, 1, 0));
+        assert_eq!(
+            f.next_deadline(),
+            Some(heard + master_down_interval(1, 100))
+        );
+        // 2.5 s after the last advert, a reload lowers our advbase/skew:
+        // from the last advert the new interval (3 s) would be nearly up,
+        // but it counts from now, as FreeBSD's carp_setrun does.
+        let t1 = heard + Duration::from_millis(2500);
+        assert!(f.reconfigure(t1, 1, 10, true).is_empty());
+        assert_eq!(f.state(), State::Backup);
+        assert_eq!(f.next_deadline(), Some(t1 + master_down_interval(1, 10)));
+        // Larger timers: later deadline.
+        let t2 = t1 + Duration::from_millis(100);
+        f.reconfigure(t2, 3, 0, true);
+        assert_eq!(f.next_deadline(), Some(t2 + master_down_interval(3, 0)));
+        // The master still advertising keeps us BACKUP; silence makes us
+        // master after the new interval.
+        let t3 = t2 + Duration::from_secs(1);
+        assert!(f.handle_advert(t3, peer(2, 1, 0)).is_empty());
+        assert_eq!(f.next_deadline(), Some(t3 + master_down_interval(3, 0)));
+        let out = f.handle_timeout(t3 + master_down_interval(3, 0));
+        assert_eq!(states(&out), vec![State::Master]);
+        // preempt switched on by the reload applies from the next advert.
+        let mut g = fsm(100, false, t0);
+        g.start(t0);
+        g.handle_advert(heard, peer(2, 1, 50));
+        assert!(g.reconfigure(heard, 1, 10, true).is_empty());
+        assert_eq!(g.state(), State::Backup);
+        let out = g.handle_advert(heard + Duration::from_secs(1), peer(2, 1, 50));
+        assert_eq!(states(&out), vec![State::Master]);
+    }
+
+    #[test]
+    fn reconfigure_in_init_only_changes_the_values() {
+        let t0 = Instant::now();
+        let mut f = fsm(0, true, t0);
+        assert!(f.reconfigure(t0, 2, 7, false).is_empty());
+        assert_eq!(f.state(), State::Init);
+        assert_eq!(f.next_deadline(), None);
+        f.start(t0);
+        assert_eq!(f.next_deadline(), Some(t0 + master_down_interval(2, 7)));
     }
 
     #[test]

@@ -253,6 +253,9 @@ impl From<DecodeError> for Reject {
 pub struct Received {
     pub src: Ipv4Addr,
     pub advert: Advert,
+    /// Which of the keys `key_for` gave verified it: 0 is the group's
+    /// current key, more a previous address list (docs/safety.md §10).
+    pub key: usize,
 }
 
 /// Classifies one datagram from the raw proto-112 socket.
@@ -260,7 +263,9 @@ pub struct Received {
 /// `own` are our own advert source addresses: since our socket does not
 /// loop multicast back, a datagram from one of them is an address clash
 /// ([`Reject::AddressClash`], `docs/interop.md`, "Address clash");
-/// `key_for` returns the [`AuthKey`] of a vhid we run, `None` otherwise.
+/// `key_for` returns the keys of a vhid we run (its current [`AuthKey`]
+/// first, then the previous address lists it still accepts), `None`
+/// otherwise.
 /// Checks, in order: IPv4 header and protocol 112, TTL 255 (RFC 3768 §7.1;
 /// FreeBSD `carp_input_c` drops "ttl != 255"), CARP version/type/checksum,
 /// own source, known vhid, HMAC, advbase not 0. An HMAC failure is
@@ -270,7 +275,7 @@ pub struct Received {
 pub fn classify_v4<'k>(
     buf: &[u8],
     own: &[Ipv4Addr],
-    key_for: impl Fn(u8) -> Option<&'k AuthKey>,
+    key_for: impl Fn(u8) -> Option<&'k [AuthKey]>,
 ) -> Result<Received, Reject> {
     let (meta, payload) = split_ipv4(buf).map_err(|_| Reject::Malformed)?;
     if meta.proto != IPPROTO_CARP {
@@ -283,20 +288,24 @@ pub fn classify_v4<'k>(
     if own.contains(&meta.src) {
         return Err(Reject::AddressClash { vhid: advert.vhid });
     }
-    let key = key_for(advert.vhid).ok_or(Reject::UnknownVhid(advert.vhid))?;
-    if !key.verify(&advert) {
-        let candidates = candidate_lists(&key.addrs(), IpAddr::V4(meta.src));
+    let keys = key_for(advert.vhid).unwrap_or_default();
+    let Some(current) = keys.first() else {
+        return Err(Reject::UnknownVhid(advert.vhid));
+    };
+    let Some(key) = AuthKey::verify_any(keys, &advert) else {
+        let candidates = candidate_lists(&current.addrs(), IpAddr::V4(meta.src));
         return Err(Reject::AuthFailed {
             vhid: advert.vhid,
-            diagnosis: diagnose_auth(key.pass(), &advert, &candidates),
+            diagnosis: diagnose_auth(current.pass(), &advert, &candidates),
         });
-    }
+    };
     if advert.advbase == 0 {
         return Err(Reject::BadAdvbase { vhid: advert.vhid });
     }
     Ok(Received {
         src: meta.src,
         advert,
+        key,
     })
 }
 
@@ -336,7 +345,9 @@ mod tests {
     }
 
     fn classify(buf: &[u8], k: &AuthKey) -> Result<Received, Reject> {
-        classify_v4(buf, &[OWN], |vhid| (vhid == 7).then_some(k))
+        classify_v4(buf, &[OWN], |vhid| {
+            (vhid == 7).then_some(std::slice::from_ref(k))
+        })
     }
 
     fn parse_hex(s: &str) -> Vec<u8> {
@@ -430,6 +441,34 @@ mod tests {
         let r = classify(&d, &k).unwrap();
         assert_eq!(r.src, SRC);
         assert_eq!(r.advert, Advert::signed(&k, 7, 1, 0, 42));
+    }
+
+    /// After a reload that changed the address list, the group passes its
+    /// current key and the previous one (docs/safety.md §10): an advert of
+    /// either verifies and says which; a failure is diagnosed against the
+    /// current key.
+    #[test]
+    fn a_previous_address_list_verifies_and_is_named() {
+        let old = key();
+        let new = AuthKey::new(b"secret", &[IpAddr::V4(VIP), IpAddr::V4(SRC)]);
+        let keys = [new, old];
+        let classify2 = |carp: &[u8]| {
+            classify_v4(&datagram(SRC, 255, carp), &[OWN], |v| {
+                (v == 7).then_some(&keys[..])
+            })
+        };
+        assert_eq!(classify2(&good_carp(&keys[0])).map(|r| r.key), Ok(0));
+        assert_eq!(classify2(&good_carp(&keys[1])).map(|r| r.key), Ok(1));
+        let stranger = AuthKey::new(b"secret", &[IpAddr::V4(OWN)]);
+        match classify2(&good_carp(&stranger)) {
+            Err(Reject::AuthFailed { vhid: 7, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // Only the current key (one key): the previous list fails.
+        assert!(matches!(
+            classify(&datagram(SRC, 255, &good_carp(&keys[1])), &keys[0]),
+            Err(Reject::AuthFailed { .. })
+        ));
     }
 
     #[test]
@@ -687,12 +726,16 @@ mod tests {
         assert!(ucarp_key.verify(&adv));
         // Re-encoding reproduces ucarp's bytes exactly (checksum included).
         assert_eq!(adv.encode().as_slice(), payload);
-        let r = classify_v4(&d, &[], |v| (v == 7).then_some(&ucarp_key)).unwrap();
+        let r = classify_v4(&d, &[], |v| {
+            (v == 7).then_some(std::slice::from_ref(&ucarp_key))
+        })
+        .unwrap();
         assert_eq!(r.src, Ipv4Addr::new(192, 0, 2, 1));
         // With the wrong pass it is an auth failure, not a silent drop.
         let wrong = AuthKey::new(b"Secret", &[IpAddr::V4(VIP)]);
         assert_eq!(
-            classify_v4(&d, &[], |v| (v == 7).then_some(&wrong)),
+            classify_v4(&d, &[], |v| (v == 7)
+                .then_some(std::slice::from_ref(&wrong))),
             Err(Reject::AuthFailed {
                 vhid: 7,
                 diagnosis: AuthDiagnosis::PassDiffers,

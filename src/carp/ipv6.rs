@@ -19,6 +19,9 @@ use super::packet::{candidate_lists, diagnose_auth, Advert, AuthKey, CARP_TTL};
 pub struct Received6 {
     pub src: Ipv6Addr,
     pub advert: Advert,
+    /// Which of the keys `key_for` gave verified it (as
+    /// [`super::ipv4::Received::key`]).
+    pub key: usize,
 }
 
 /// Classifies one datagram from the IPv6 CARP socket.
@@ -38,7 +41,7 @@ pub fn classify_v6<'k>(
     hop_limit: Option<u8>,
     payload: &[u8],
     own: &[Ipv6Addr],
-    key_for: impl Fn(u8) -> Option<&'k AuthKey>,
+    key_for: impl Fn(u8) -> Option<&'k [AuthKey]>,
 ) -> Result<Received6, Reject> {
     let hop_limit = hop_limit.ok_or(Reject::Malformed)?;
     if hop_limit != CARP_TTL {
@@ -48,18 +51,21 @@ pub fn classify_v6<'k>(
     if own.contains(&src) {
         return Err(Reject::AddressClash { vhid: advert.vhid });
     }
-    let key = key_for(advert.vhid).ok_or(Reject::UnknownVhid(advert.vhid))?;
-    if !key.verify(&advert) {
-        let candidates = candidate_lists(&key.addrs(), IpAddr::V6(src));
+    let keys = key_for(advert.vhid).unwrap_or_default();
+    let Some(current) = keys.first() else {
+        return Err(Reject::UnknownVhid(advert.vhid));
+    };
+    let Some(key) = AuthKey::verify_any(keys, &advert) else {
+        let candidates = candidate_lists(&current.addrs(), IpAddr::V6(src));
         return Err(Reject::AuthFailed {
             vhid: advert.vhid,
-            diagnosis: diagnose_auth(key.pass(), &advert, &candidates),
+            diagnosis: diagnose_auth(current.pass(), &advert, &candidates),
         });
-    }
+    };
     if advert.advbase == 0 {
         return Err(Reject::BadAdvbase { vhid: advert.vhid });
     }
-    Ok(Received6 { src, advert })
+    Ok(Received6 { src, advert, key })
 }
 
 #[cfg(test)]
@@ -84,7 +90,9 @@ mod tests {
         carp: &[u8],
         k: &AuthKey,
     ) -> Result<Received6, Reject> {
-        classify_v6(src, hop, carp, &[OWN], |vhid| (vhid == 7).then_some(k))
+        classify_v6(src, hop, carp, &[OWN], |vhid| {
+            (vhid == 7).then_some(std::slice::from_ref(k))
+        })
     }
 
     /// An advert built by hand from the definition (`docs/design.md` §4.2,

@@ -279,6 +279,13 @@ impl AuthKey {
             .is_ok()
     }
 
+    /// The first of `keys` that verifies `adv` (its index), if any: a
+    /// group accepts its current key and, for a while after a reload that
+    /// changed its address list, the previous ones (docs/safety.md §10).
+    pub fn verify_any(keys: &[AuthKey], adv: &Advert) -> Option<usize> {
+        keys.iter().position(|k| k.verify(adv))
+    }
+
     fn mac(&self, vhid: u8, counter: u64) -> Hmac<Sha1> {
         let mut m = self.keyed.clone();
         m.update(&[CARP_VERSION, CARP_TYPE_ADVERTISEMENT, vhid]);

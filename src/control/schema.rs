@@ -74,6 +74,37 @@ pub struct GroupStatus {
     /// A forced takeover of the group's IPs; null if none.
     #[serde(default)]
     pub takeover: Option<TakeoverStatus>,
+    /// After a reload that changed the group's address list (its HMAC
+    /// key) but not its pass: the previous list's grace and the peers
+    /// still signing with it (docs/safety.md §10); null when no previous
+    /// list is accepted.
+    #[serde(default)]
+    pub previous_list: Option<PreviousListStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousListStatus {
+    /// Seconds until adverts signed with the previous list are rejected.
+    pub accepted_for_secs: f64,
+    /// Seconds our own adverts stay signed with the previous list (so a
+    /// peer not yet reloaded accepts them); 0 once they use the current one.
+    pub signing_for_secs: f64,
+    /// Peers whose adverts verify only with a previous list.
+    pub peers: Vec<PreviousListPeerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousListPeerStatus {
+    /// The peer's advert source address.
+    pub peer: String,
+    /// Its first such advert since our reload, Unix seconds, and how long ago.
+    pub since_unix: u64,
+    pub since_secs: f64,
+    /// Seconds since its last such advert.
+    pub last_age_secs: f64,
+    pub adverts: u64,
+    /// The address list its adverts are signed with.
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +238,10 @@ pub struct Counters {
     /// an advert from our own source address, so another host uses it); a
     /// group counts the ones that name its vhid.
     pub rejected: BTreeMap<String, u64>,
+    /// Adverts (counted in `adverts_received`) that verified only with a
+    /// previous address list of this group (docs/safety.md §10).
+    #[serde(default)]
+    pub adverts_previous_list: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,15 +1,20 @@
 //! Configuration -> running groups, at start (every group is new) and on
 //! reload (`ipfail reload`, SIGHUP), where only what changed is touched:
 //!
-//! - same election settings: the group keeps its state machine, its IP task
-//!   and its IPs (no blip). A changed `pass` or `hmac_addrs` (which follows
-//!   `ips` unless set) replaces the HMAC key; changed `ips` or `[ipfail]`
+//! - same vhid, interfaces and source: the group keeps its state machine,
+//!   its IP task and its IPs (no blip). New `advbase`, `advskew` or
+//!   `preempt` go to the running machine (`Fsm::reconfigure`: a master
+//!   stays master and advertises the new values, a backup re-arms its
+//!   master-down timer) and the new lease to the IP task. A changed
+//!   `pass` or `hmac_addrs` (which follows `ips` unless set) replaces the
+//!   HMAC key; with the same `pass`, the previous address list stays
+//!   accepted and signs our adverts for a while, so peers can be reloaded
+//!   minutes apart (docs/safety.md §10). Changed `ips` or `[ipfail]`
 //!   timings go to the IP task, where a master probes, adds and announces
 //!   new IPs and removes dropped ones;
-//! - other CARP settings (`vhid`, `advbase`, `advskew`, `preempt`,
-//!   `interface`, `carp_interface`, `source`): the group restarts: it
-//!   releases its IPs (a master bows out once they are gone) and a new
-//!   machine starts INIT -> BACKUP;
+//! - other CARP settings (`vhid`, `interface`, `carp_interface`,
+//!   `source`): the group restarts: it releases its IPs (a master bows out
+//!   once they are gone) and a new machine starts INIT -> BACKUP;
 //! - removed groups release and stop; added ones start.
 //!
 //! Everything that can fail (interface lookups, sockets) is prepared before
@@ -18,6 +23,7 @@
 //! copy of what is running ([`Running`]), so the loop never awaits its
 //! netlink requests; the loop only commits the result ([`Daemon::commit`]).
 
+use super::driver::{PREVIOUS_LIST_ACCEPTED, PREVIOUS_LIST_SIGNED};
 use super::{
     flush, initial_counter, read_adverts, read_adverts6, wants_v6, Daemon, DaemonError,
     GroupDriver, GroupRt, Iface, Iface6, STOP_GRACE,
@@ -166,8 +172,9 @@ async fn open_iface(
 }
 
 /// Why a group running as `old` cannot keep running under `new`; `None`
-/// if it can (only `ips`, `pass`, `hmac_addrs` differ). `same_socket`: its
-/// CARP interface keeps its socket and advert source.
+/// if it can (only `ips`, `pass`, `hmac_addrs`, `advbase`, `advskew`,
+/// `preempt` and the group's extras differ). `same_socket`: its CARP
+/// interface keeps its socket and advert source.
 fn restart_reason(old: &Group, new: &Group, same_socket: bool) -> Option<String> {
     let (Some(a), Some(b)) = (&old.carp, &new.carp) else {
         return Some("vhid added or removed".into());
@@ -179,13 +186,6 @@ fn restart_reason(old: &Group, new: &Group, same_socket: bool) -> Option<String>
         }
     };
     differs("vhid", a.vhid.to_string(), b.vhid.to_string());
-    differs("advbase", a.advbase.to_string(), b.advbase.to_string());
-    differs("advskew", a.advskew.to_string(), b.advskew.to_string());
-    differs(
-        "preempt",
-        yes_no(a.preempt).into(),
-        yes_no(b.preempt).into(),
-    );
     differs("interface", old.interface.clone(), new.interface.clone());
     differs(
         "carp_interface",
@@ -394,7 +394,7 @@ impl Daemon {
                     let Some(mut g) = old_groups.get_mut(old).and_then(Option::take) else {
                         continue;
                     };
-                    report.push(self.update_kept(&mut g, *group, timing));
+                    report.push(self.update_kept(&mut g, *group, timing, now));
                     groups.push(g);
                 }
                 Step::Start(start) => {
@@ -454,6 +454,10 @@ impl Daemon {
                 i.groups.push(gi);
             }
         }
+        // Adverts a kept group queued (new values from a reload in place).
+        for g in self.groups.iter_mut() {
+            flush(&self.ifaces, g).await;
+        }
         report.extend(global_changes(&self.config.global, &new.global));
         self.config = new;
         self.dirty = true;
@@ -461,10 +465,37 @@ impl Daemon {
         report
     }
 
-    /// A group whose election settings did not change: new key, addresses
-    /// and timings take effect in place.
-    fn update_kept(&mut self, g: &mut GroupRt, new: Group, timing: IpTiming) -> String {
+    /// A group that keeps running: new election timers, preempt, key,
+    /// addresses and timings take effect in place.
+    fn update_kept(
+        &mut self,
+        g: &mut GroupRt,
+        new: Group,
+        timing: IpTiming,
+        at: Instant,
+    ) -> String {
         let mut what = Vec::new();
+        if let (Some(a), Some(b)) = (&g.cfg.carp, &new.carp) {
+            let mut changed = Vec::new();
+            if a.advbase != b.advbase {
+                changed.push(format!("advbase {} -> {}", a.advbase, b.advbase));
+            }
+            if a.advskew != b.advskew {
+                changed.push(format!("advskew {} -> {}", a.advskew, b.advskew));
+            }
+            if a.preempt != b.preempt {
+                changed.push(format!(
+                    "preempt {} -> {}",
+                    yes_no(a.preempt),
+                    yes_no(b.preempt)
+                ));
+            }
+            if !changed.is_empty() {
+                // Sent by the flush at the end of the commit.
+                g.driver.reconfigure(at, b.advbase, b.advskew, b.preempt);
+                what.push(format!("{} (in place)", changed.join(", ")));
+            }
+        }
         let old: BTreeSet<_> = g.cfg.ips.iter().collect();
         let now: BTreeSet<_> = new.ips.iter().collect();
         let added = now.difference(&old).count();
@@ -474,21 +505,30 @@ impl Daemon {
         }
         if let (Some(a), Some(b)) = (&g.cfg.carp, &new.carp) {
             if a.pass != b.pass || a.hmac_addrs != b.hmac_addrs {
-                g.driver.set_key(AuthKey::new(&b.pass, &b.hmac_addrs));
-                let changed = if a.pass != b.pass {
-                    "new pass"
+                let grace = g.driver.set_key(at, AuthKey::new(&b.pass, &b.hmac_addrs));
+                what.push(if grace {
+                    format!(
+                        "the advert HMAC covers a new address list (adverts keep the previous \
+                         list for {} min and it is accepted for {} min: reload the peers \
+                         within {} min)",
+                        PREVIOUS_LIST_SIGNED.as_secs() / 60,
+                        PREVIOUS_LIST_ACCEPTED.as_secs() / 60,
+                        PREVIOUS_LIST_SIGNED.as_secs() / 60,
+                    )
                 } else {
-                    "the advert HMAC covers a new address list"
-                };
-                what.push(format!(
-                    "{changed} (reload the peers too, within {:.0} s)",
-                    3.0 * f64::from(b.advbase)
-                ));
+                    format!(
+                        "new pass (reload the peers too, within {:.0} s)",
+                        3.0 * f64::from(b.advbase)
+                    )
+                });
             }
         }
         let plan = IpPlan {
             ips: new.ips.clone(),
             timing,
+            lease: new.carp.as_ref().map_or(g.plan.borrow().lease, |c| {
+                Lease::for_timers(c.advbase, c.advskew)
+            }),
         };
         if let (Some(a), Some(b)) = (&g.cfg.carp, &new.carp) {
             if a.notify != b.notify {
@@ -546,6 +586,7 @@ impl Daemon {
         let plan = IpPlan {
             ips: g.ips.clone(),
             timing,
+            lease: Lease::for_timers(carp.advbase, carp.advskew),
         };
         let (plan_tx, plan_rx) = watch::channel(plan);
         let (released_tx, mut released_rx) = watch::channel(0u64);
@@ -740,13 +781,15 @@ mod tests {
         );
         assert_eq!(same(&BASE.replace("pass = s", "pass = t")), None);
         assert_eq!(same(&format!("{BASE}hmac_addrs = 203.0.113.99\n")), None);
+        // Election timers and preempt change in place (Fsm::reconfigure).
+        assert_eq!(same(&BASE.replace("advskew = 0", "advskew = 50")), None);
         assert_eq!(
-            same(&BASE.replace("advskew = 0", "advskew = 50")).as_deref(),
-            Some("advskew 0 -> 50")
+            same(&BASE.replace("advskew = 0", "advskew = 5\nadvbase = 2\npreempt = no")),
+            None
         );
         assert_eq!(
             same(&BASE.replace("vhid = 10", "vhid = 11\npreempt = no")).as_deref(),
-            Some("vhid 10 -> 11, preempt yes -> no")
+            Some("vhid 10 -> 11")
         );
         assert_eq!(
             same(&BASE.replace("eth0", "eth1")).as_deref(),

@@ -4,7 +4,7 @@
 //! replaces the snapshot in a `watch` channel, and the control thread reads
 //! the newest one. IP states are read live from the IP tasks' shared status.
 
-use super::driver::{AuthFailure, TieSeen};
+use super::driver::{AuthFailure, PreviousLists, TieSeen};
 use super::{Daemon, GroupRt, Iface};
 use crate::carp::fsm::{master_down_interval, State};
 use crate::carp::ipv4::RejectClass;
@@ -13,7 +13,7 @@ use crate::config::IpNet;
 use crate::conflict::{diagnose, mac_text, CarpPeers};
 use crate::control::schema::{
     secs, AuthStatus, Counters, DaemonInfo, GroupStatus, InterfaceStatus, IpEvent, IpStatus,
-    MasterStatus, Status, TieStatus,
+    MasterStatus, PreviousListPeerStatus, PreviousListStatus, Status, TieStatus,
 };
 use crate::control::schema::{AnswerStatus, PeerStatus, TakeoverStatus};
 use crate::control::schema::{CheckStatus, HealthStatus};
@@ -70,6 +70,8 @@ pub(crate) struct GroupSnap {
     /// The CARP speakers heard on the group's CARP interface.
     peers: CarpPeers,
     master_down: Duration,
+    adverts_previous_list: u64,
+    previous: PreviousLists,
 }
 
 struct MasterSnap {
@@ -136,7 +138,7 @@ impl Snapshot {
             groups: self
                 .groups
                 .iter()
-                .map(|g| g.to_status(now, unix(g.since)))
+                .map(|g| g.to_status(now, unix(g.since), &unix))
                 .collect(),
             interfaces: self
                 .interfaces
@@ -165,7 +167,12 @@ fn all_classes(seen: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
 }
 
 impl GroupSnap {
-    fn to_status(&self, now: Instant, since_unix: u64) -> GroupStatus {
+    fn to_status(
+        &self,
+        now: Instant,
+        since_unix: u64,
+        unix: &dyn Fn(Instant) -> u64,
+    ) -> GroupStatus {
         let (ip_states, garps_sent, conflicts, ips_lost, last_event, answers, force) =
             match self.ip_status.lock() {
                 Ok(s) => (
@@ -272,6 +279,7 @@ impl GroupSnap {
                 garps_sent,
                 ips_lost,
                 rejected: all_classes(&self.rejected),
+                adverts_previous_list: self.adverts_previous_list,
             },
             auth: self.auth.as_ref().map(|a| AuthStatus {
                 kind: match a.diagnosis {
@@ -303,7 +311,35 @@ impl GroupSnap {
                 last_claim_age_secs: f.last_claim.map(age),
                 claims: f.claims,
             }),
+            previous_list: self.previous_list(now, unix),
         }
+    }
+
+    fn previous_list(
+        &self,
+        now: Instant,
+        unix: &dyn Fn(Instant) -> u64,
+    ) -> Option<PreviousListStatus> {
+        let p = &self.previous;
+        let until = p.accepted_until?;
+        Some(PreviousListStatus {
+            accepted_for_secs: secs(until.saturating_duration_since(now)),
+            signing_for_secs: p
+                .signing_until
+                .map_or(0.0, |t| secs(t.saturating_duration_since(now))),
+            peers: p
+                .peers
+                .iter()
+                .map(|(peer, s)| PreviousListPeerStatus {
+                    peer: peer.to_string(),
+                    since_unix: unix(s.since),
+                    since_secs: secs(now.saturating_duration_since(s.since)),
+                    last_age_secs: secs(now.saturating_duration_since(s.last)),
+                    adverts: s.adverts,
+                    addresses: s.addrs.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+        })
     }
 }
 
@@ -401,6 +437,8 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
             .map(|i| i.peers.clone())
             .unwrap_or_default(),
         master_down: master_down_interval(cfg.advbase, cfg.advskew),
+        adverts_previous_list: stats.adverts_previous_list,
+        previous: g.driver.previous_lists(Instant::now()),
     }
 }
 

@@ -261,10 +261,15 @@ mod tests {
             assert!(!second.ok && second.detail.contains("503"), "{second:?}");
             assert!(once(&http, t).await.ok, "3xx is healthy");
             server.await.expect("server");
-            // Nobody listens any more: refused.
+            // A port bound but not listening (held, so that no other test
+            // can take it meanwhile): refused.
+            let closed = tokio::net::TcpSocket::new_v4().expect("socket");
+            closed
+                .bind("127.0.0.1:0".parse().expect("addr"))
+                .expect("bind");
             let tcp = CheckKind::Tcp {
                 host: "127.0.0.1".into(),
-                port,
+                port: closed.local_addr().expect("addr").port(),
             };
             let refused = once(&tcp, t).await;
             assert!(!refused.ok, "{refused:?}");

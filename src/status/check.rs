@@ -16,6 +16,8 @@
 //!   follows advertises itself as least preferred, yet this host does not
 //!   take over: because the operator demoted this host, or, not demoted, for
 //!   longer than its master-down interval;
+//! - WARNING too while a peer still signs its adverts with the group's
+//!   previous address list (docs/safety.md §10), as long as it does;
 //! - UNKNOWN: the configuration cannot be read, or the daemon cannot be asked;
 //! - OK otherwise.
 //!
@@ -267,6 +269,23 @@ fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
             format!(
                 "{name}: exact tie with {} (both advbase {} advskew {}): give the hosts different advskew",
                 t.peer, t.advbase, t.advskew
+            ),
+        ));
+    }
+    for p in g
+        .previous_list
+        .iter()
+        .flat_map(|p| p.peers.iter().map(move |peer| (peer, p.accepted_for_secs)))
+    {
+        let (peer, left) = p;
+        out.push((
+            Level::Warning,
+            format!(
+                "{name}: {} still signs its adverts with the previous address list (for {}), \
+                 accepted for {} more: reload it",
+                peer.peer,
+                crate::status::render::span(peer.since_secs),
+                crate::status::render::span(left)
             ),
         ));
     }
@@ -661,6 +680,51 @@ mod tests {
              give the hosts different advskew"
         );
         s.groups[0].ties[0].last_age_secs = 301.0;
+        assert_eq!(evaluate(&s).0, Level::Ok);
+    }
+
+    #[test]
+    fn a_peer_on_the_previous_address_list_warns_while_it_lasts() {
+        use crate::control::schema::{PreviousListPeerStatus, PreviousListStatus};
+        let mut s = status();
+        s.groups[0].previous_list = Some(PreviousListStatus {
+            accepted_for_secs: 1500.0,
+            signing_for_secs: 600.0,
+            peers: Vec::new(),
+        });
+        assert_eq!(evaluate(&s).0, Level::Ok, "a grace alone is no problem");
+        s.groups[0]
+            .previous_list
+            .as_mut()
+            .expect("set above")
+            .peers
+            .push(PreviousListPeerStatus {
+                peer: "192.0.2.1".into(),
+                since_unix: 1_700_000_000,
+                since_secs: 125.0,
+                last_age_secs: 0.4,
+                adverts: 125,
+                addresses: vec!["203.0.113.10".into()],
+            });
+        let (level, line) = evaluate(&s);
+        assert_eq!((level, level.code()), (Level::Warning, 1));
+        assert_eq!(
+            line,
+            "IPFAIL WARNING - web: 192.0.2.1 still signs its adverts with the previous address \
+             list (for 2m05s), accepted for 25m00s more: reload it"
+        );
+        let text = crate::status::render::render(&s);
+        assert!(
+            text.contains(
+                "  PREVIOUS LIST: 192.0.2.1 still signs its adverts with the previous address list (1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  previous address list: accepted for 25m00s more"),
+            "{text}"
+        );
+        s.groups[0].previous_list = None;
         assert_eq!(evaluate(&s).0, Level::Ok);
     }
 

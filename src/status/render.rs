@@ -167,7 +167,14 @@ fn details(out: &mut String, g: &GroupStatus) {
     let c = &g.counters;
     let counters = [
         format!("sent {}", c.adverts_sent),
-        format!("received {};", c.adverts_received),
+        if c.adverts_previous_list > 0 {
+            format!(
+                "received {} ({} with the previous address list);",
+                c.adverts_received, c.adverts_previous_list
+            )
+        } else {
+            format!("received {};", c.adverts_received)
+        },
         format!(
             "transitions {} ({} in 5 min);",
             c.transitions, g.flaps_recent
@@ -230,6 +237,40 @@ fn details(out: &mut String, g: &GroupStatus) {
                 t.peer, t.advbase, t.advskew, t.adverts, t.last_age_secs
             )],
         );
+    }
+    if let Some(p) = &g.previous_list {
+        let signing = if p.signing_for_secs > 0.0 {
+            format!(
+                "our adverts are signed with it for {} more, so peers not yet reloaded accept them",
+                span(p.signing_for_secs)
+            )
+        } else {
+            "our adverts use the current list".to_string()
+        };
+        push_wrapped(
+            out,
+            "  previous address list: ",
+            &[format!(
+                "accepted for {} more (docs/safety.md §10); {signing}",
+                span(p.accepted_for_secs)
+            )],
+        );
+        for peer in &p.peers {
+            push_wrapped(
+                out,
+                "  PREVIOUS LIST: ",
+                &[format!(
+                    "{} still signs its adverts with the previous address list ({} addresses) \
+                     since {} ago ({} adverts, last {:.1} s ago): reload it within {}",
+                    peer.peer,
+                    peer.addresses.len(),
+                    span(peer.since_secs),
+                    peer.adverts,
+                    peer.last_age_secs,
+                    span(p.accepted_for_secs)
+                )],
+            );
+        }
     }
     if let Some(a) = &g.auth {
         push_wrapped(
@@ -412,11 +453,13 @@ pub(crate) mod tests {
                 garps_sent: 6,
                 ips_lost: 0,
                 rejected: rejected(0),
+                adverts_previous_list: 0,
             },
             auth: None,
             flaps_recent: 0,
             ties: Vec::new(),
             takeover: None,
+            previous_list: None,
         };
         Status {
             v: 1,
@@ -557,7 +600,21 @@ web      10  BACKUP  12m34s  1/100  yes      0/2
             adverts: u64::MAX,
             last_age_secs: 1e12,
         }];
+        s.groups[0].counters.adverts_previous_list = u64::MAX;
+        s.groups[0].previous_list = Some(PreviousListStatus {
+            accepted_for_secs: 1e12,
+            signing_for_secs: 1e12,
+            peers: vec![PreviousListPeerStatus {
+                peer: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into(),
+                since_unix: u64::MAX,
+                since_secs: 1e12,
+                last_age_secs: 1e12,
+                adverts: u64::MAX,
+                addresses: vec!["2001:db8::1".into(); 1000],
+            }],
+        });
         let text = render(&s);
+        assert!(text.contains("PREVIOUS LIST: "), "{text}");
         for line in text.lines() {
             assert!(
                 line.chars().count() <= WIDTH,

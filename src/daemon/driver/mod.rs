@@ -36,6 +36,43 @@ pub const TIE_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Tying peers remembered per group; further ones are neither counted nor
 /// logged (authentic adverts need the pass, their source addresses don't).
 pub const MAX_TIE_PEERS: usize = 16;
+/// After a reload that changes a group's address list (so its HMAC key)
+/// but not its `pass`, adverts signed with the previous list are still
+/// accepted this long (docs/safety.md §10, "Rolling reload of `ips`").
+pub const PREVIOUS_LIST_ACCEPTED: Duration = Duration::from_secs(30 * 60);
+/// ... and our own adverts stay signed with the previous list this long,
+/// so a peer not yet reloaded never sees a bad HMAC (docs/safety.md §10).
+/// Half of [`PREVIOUS_LIST_ACCEPTED`]: the hosts may be reloaded in either
+/// order up to this long apart.
+pub const PREVIOUS_LIST_SIGNED: Duration = Duration::from_secs(15 * 60);
+/// Previous address lists kept at most (older ones are dropped).
+pub const MAX_PREVIOUS_LISTS: usize = 4;
+/// Peers on a previous list remembered per group (as [`MAX_TIE_PEERS`]).
+pub const MAX_PREVIOUS_LIST_PEERS: usize = 16;
+
+/// A peer whose adverts verify only with a previous address list of ours:
+/// it has not been reloaded yet (or was reloaded less than
+/// [`PREVIOUS_LIST_SIGNED`] ago and still signs the old way on purpose).
+#[derive(Clone, Debug)]
+pub struct PreviousListPeer {
+    /// The first such advert since our reload.
+    pub since: Instant,
+    pub last: Instant,
+    pub adverts: u64,
+    /// The address list its adverts are signed with.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// What `ipfail status` shows of the previous address lists.
+#[derive(Clone, Debug, Default)]
+pub struct PreviousLists {
+    /// Peers that still sign with a previous list.
+    pub peers: Vec<(IpAddr, PreviousListPeer)>,
+    /// When the last previous list stops being accepted; `None` if none is.
+    pub accepted_until: Option<Instant>,
+    /// Our adverts are signed with a previous list until then.
+    pub signing_until: Option<Instant>,
+}
 
 /// A peer that advertised exactly our advbase and advskew (an exact tie,
 /// `docs/interop.md`): counted per group and shown by `ipfail status`.
@@ -59,6 +96,9 @@ pub struct GroupStats {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Peers that advertised exactly our advbase/advskew.
     pub ties: BTreeMap<IpAddr, TieSeen>,
+    /// Adverts (counted in `adverts_received`) that verified only with a
+    /// previous address list (docs/safety.md §10).
+    pub adverts_previous_list: u64,
 }
 
 /// The last advert for a group that failed authentication.
@@ -90,6 +130,14 @@ pub enum Event {
     /// Adverts that waited for the IPs to go were sent without the IP
     /// task's report after [`RELEASE_WAIT`].
     ReleaseLate,
+    /// `peer` signs its adverts with a previous address list of ours
+    /// (first time since the reload).
+    PeerOnPreviousList { peer: IpAddr },
+    /// `peer`, seen on a previous list, now signs with our current one.
+    PeerOnCurrentList { peer: IpAddr },
+    /// Our adverts are signed with the current address list from now on
+    /// ([`PREVIOUS_LIST_SIGNED`] is over).
+    SigningCurrentList,
     /// The group's health changed: `check` decided it, `detail` is its
     /// last result.
     Health {
@@ -109,7 +157,14 @@ struct Held {
 
 pub struct GroupDriver {
     fsm: Fsm,
-    key: AuthKey,
+    /// `keys[0]` is the current key; `keys[1..]` the previous address
+    /// lists still accepted, newest first (docs/safety.md §10).
+    keys: Vec<AuthKey>,
+    /// `replaced[i]`: when `keys[i + 1]` stopped being current.
+    replaced: Vec<Instant>,
+    previous_peers: BTreeMap<IpAddr, PreviousListPeer>,
+    /// The last advert we sent was signed with a previous list.
+    signed_previous: bool,
     counter: u64,
     stats: GroupStats,
     transitions_at: VecDeque<Instant>,
@@ -139,7 +194,10 @@ impl GroupDriver {
     pub fn new(fsm: Fsm, key: AuthKey, counter: u64, adopt: bool) -> GroupDriver {
         GroupDriver {
             fsm,
-            key,
+            keys: vec![key],
+            replaced: Vec::new(),
+            previous_peers: BTreeMap::new(),
+            signed_previous: false,
             counter,
             stats: GroupStats::default(),
             transitions_at: VecDeque::new(),
@@ -222,8 +280,32 @@ impl GroupDriver {
     pub fn vhid(&self) -> u8 {
         self.fsm.config().vhid
     }
+    /// The current key (the configured `pass` and address list).
     pub fn key(&self) -> &AuthKey {
-        &self.key
+        &self.keys[0]
+    }
+    /// Every key an advert may verify with: the current one first, then
+    /// the previous address lists still in their grace, newest first.
+    pub fn accepted_keys(&self) -> &[AuthKey] {
+        &self.keys
+    }
+    /// The previous address lists as of `now`, for `ipfail status`.
+    pub fn previous_lists(&self, now: Instant) -> PreviousLists {
+        // The newest previous list is the last one accepted and signed.
+        let newest = self.replaced.first();
+        PreviousLists {
+            peers: self
+                .previous_peers
+                .iter()
+                .map(|(p, s)| (*p, s.clone()))
+                .collect(),
+            accepted_until: newest
+                .map(|t| *t + PREVIOUS_LIST_ACCEPTED)
+                .filter(|t| now < *t),
+            signing_until: newest
+                .map(|t| *t + PREVIOUS_LIST_SIGNED)
+                .filter(|t| now < *t),
+        }
     }
     pub fn stats(&self) -> &GroupStats {
         &self.stats
@@ -259,6 +341,8 @@ impl GroupDriver {
         [
             self.fsm.next_deadline(),
             self.held.as_ref().map(|h| h.until),
+            // The oldest previous list stops being accepted.
+            self.replaced.last().map(|t| *t + PREVIOUS_LIST_ACCEPTED),
         ]
         .into_iter()
         .flatten()
@@ -270,15 +354,114 @@ impl GroupDriver {
     }
 
     /// A new pass or address list (reload): failures judged with the old
-    /// key no longer say anything.
-    pub fn set_key(&mut self, key: AuthKey) {
-        self.key = key;
+    /// key no longer say anything. With the same `pass` and another
+    /// address list the previous key stays accepted for
+    /// [`PREVIOUS_LIST_ACCEPTED`] and keeps signing our adverts for
+    /// [`PREVIOUS_LIST_SIGNED`] (docs/safety.md §10); returns whether it
+    /// does. A new `pass` replaces every key at once: an old secret is
+    /// never accepted again.
+    pub fn set_key(&mut self, now: Instant, key: AuthKey) -> bool {
         self.auth = None;
+        if key.pass() != self.keys[0].pass() {
+            self.keys = vec![key];
+            self.replaced.clear();
+            self.previous_peers.clear();
+            return false;
+        }
+        if key.addrs() == self.keys[0].addrs() {
+            return false;
+        }
+        let old = std::mem::replace(&mut self.keys[0], key);
+        self.keys.insert(1, old);
+        self.replaced.insert(0, now);
+        self.keys.truncate(MAX_PREVIOUS_LISTS + 1);
+        self.replaced.truncate(MAX_PREVIOUS_LISTS);
+        true
     }
 
-    /// An authenticated advert for our vhid from `src`.
+    /// A reload changed advbase, advskew or preempt: the running machine
+    /// takes them without a restart ([`Fsm::reconfigure`]).
+    pub fn reconfigure(&mut self, now: Instant, advbase: u8, advskew: u8, preempt: bool) {
+        let out = self.fsm.reconfigure(now, advbase, advskew, preempt);
+        self.run(now, out);
+    }
+
+    /// The key our adverts are signed with now: the oldest previous list
+    /// still within [`PREVIOUS_LIST_SIGNED`] of its replacement, else the
+    /// current one. Peers that have not been reloaded yet only know the
+    /// oldest list; peers that have accept it too (docs/safety.md §10).
+    fn signing_index(&self, now: Instant) -> usize {
+        self.replaced
+            .iter()
+            .rposition(|t| now < *t + PREVIOUS_LIST_SIGNED)
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Drops the previous lists whose grace is over, and the peers that
+    /// signed with them (their adverts now fail authentication).
+    fn prune_keys(&mut self, now: Instant) {
+        while self
+            .replaced
+            .last()
+            .is_some_and(|t| now >= *t + PREVIOUS_LIST_ACCEPTED)
+        {
+            self.replaced.pop();
+            self.keys.pop();
+        }
+        let keys = &self.keys[1..];
+        self.previous_peers
+            .retain(|_, p| keys.iter().any(|k| k.addrs() == p.addrs));
+    }
+
+    /// An authenticated advert for our vhid from `src`, verified with our
+    /// current key.
     pub fn handle_advert(&mut self, now: Instant, src: IpAddr, advbase: u8, advskew: u8) {
+        self.handle_advert_keyed(now, src, advbase, advskew, 0);
+    }
+
+    /// An authenticated advert that verified with `accepted_keys()[key]`:
+    /// 0 is the current key; a previous address list counts as a valid
+    /// advert for the election all the same, and the peer is remembered
+    /// (docs/safety.md §10).
+    pub fn handle_advert_keyed(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        advbase: u8,
+        advskew: u8,
+        key: usize,
+    ) {
+        self.prune_keys(now);
         self.stats.adverts_received += 1;
+        if key > 0 {
+            self.stats.adverts_previous_list += 1;
+            let addrs = self.keys.get(key).map(AuthKey::addrs).unwrap_or_default();
+            let full = self.previous_peers.len() >= MAX_PREVIOUS_LIST_PEERS;
+            match self.previous_peers.get_mut(&src) {
+                Some(p) => {
+                    p.last = now;
+                    p.adverts += 1;
+                    p.addrs = addrs;
+                }
+                None if !full => {
+                    self.previous_peers.insert(
+                        src,
+                        PreviousListPeer {
+                            since: now,
+                            last: now,
+                            adverts: 1,
+                            addrs,
+                        },
+                    );
+                    self.events
+                        .push_back(Event::PeerOnPreviousList { peer: src });
+                }
+                None => {}
+            }
+        } else if self.previous_peers.remove(&src).is_some() {
+            self.events
+                .push_back(Event::PeerOnCurrentList { peer: src });
+        }
         let out = self.fsm.handle_advert(
             now,
             PeerAdvert {
@@ -338,6 +521,7 @@ impl GroupDriver {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.prune_keys(now);
         if self.held.as_ref().is_some_and(|h| h.until <= now) {
             self.events.push_back(Event::ReleaseLate);
             self.send_held();
@@ -440,9 +624,14 @@ impl GroupDriver {
                 Action::SendAdvert { advbase, advskew } => {
                     self.counter = self.counter.wrapping_add(1);
                     let vhid = self.vhid();
-                    adverts.push(
-                        Advert::signed(&self.key, vhid, advbase, advskew, self.counter).encode(),
-                    );
+                    let signing = self.signing_index(now);
+                    if signing == 0 && self.signed_previous {
+                        self.events.push_back(Event::SigningCurrentList);
+                    }
+                    self.signed_previous = signing > 0;
+                    let key = &self.keys[signing.min(self.keys.len() - 1)];
+                    adverts
+                        .push(Advert::signed(key, vhid, advbase, advskew, self.counter).encode());
                     self.stats.adverts_sent += 1;
                     self.last_sent = Some(now);
                 }

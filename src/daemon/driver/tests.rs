@@ -215,7 +215,7 @@ fn rejects_are_counted_by_class_and_the_last_auth_failure_kept() {
     );
     assert_eq!(d.stats().rejected.values().sum::<u64>(), 2);
     assert_eq!(d.auth().map(|a| a.from), Some(from));
-    d.set_key(key());
+    d.set_key(t0, key());
     assert!(d.auth().is_none(), "a new key forgets the old failure");
 }
 
@@ -351,4 +351,285 @@ fn promotion_does_not_override_a_failing_health_check() {
     d.set_demoted(t0, true);
     d.handle_check(t0, 0, &check(true));
     assert!(d.fsm().is_demoted(), "health does not undo the operator");
+}
+
+// ---- Reload in place (docs/design.md §7.6) and the previous address
+// list's grace (docs/safety.md §10).
+
+fn key_for(ips: &[&str]) -> AuthKey {
+    let addrs: Vec<IpAddr> = ips.iter().map(|s| s.parse().expect("literal")).collect();
+    AuthKey::new(b"secret", &addrs)
+}
+
+/// The list `key()` covers, and the same list plus one address.
+const OLD_LIST: [&str; 1] = ["203.0.113.10"];
+const NEW_LIST: [&str; 2] = ["203.0.113.10", "203.0.113.11"];
+
+#[test]
+fn a_reload_in_place_keeps_the_master_and_advertises_the_new_values() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    let wish = d.wish();
+    let transitions = d.stats().transitions;
+    d.reconfigure(t, 2, 50, false);
+    let adv = sent(&mut d);
+    assert_eq!(adv.len(), 1);
+    assert_eq!((adv[0].advbase, adv[0].advskew), (2, 50));
+    assert_eq!(d.wish(), wish, "the IP task is not told anything");
+    assert_eq!(d.stats().transitions, transitions);
+    assert!(events(&mut d).is_empty(), "no transition to log");
+    assert_eq!(d.fsm().state(), State::Master);
+    assert_eq!(
+        d.next_deadline(),
+        Some(t + crate::carp::fsm::advert_interval(2, 50))
+    );
+}
+
+#[test]
+fn a_new_address_list_keeps_the_previous_one_signing_then_accepted_then_gone() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    assert!(d.set_key(t, key_for(&NEW_LIST)), "same pass: a grace");
+    assert_eq!(d.accepted_keys().len(), 2);
+    assert_eq!(d.key().addrs(), key_for(&NEW_LIST).addrs());
+    // Our adverts keep the previous list for PREVIOUS_LIST_SIGNED.
+    let mut now = t;
+    while now < t + PREVIOUS_LIST_SIGNED {
+        now = d.next_deadline().expect("master");
+        d.handle_timeout(now);
+        for adv in sent(&mut d) {
+            let old = key_for(&OLD_LIST).verify(&adv);
+            assert_eq!(old, now < t + PREVIOUS_LIST_SIGNED, "at {:?}", now - t);
+            assert_eq!(!old, key_for(&NEW_LIST).verify(&adv));
+        }
+    }
+    assert!(events(&mut d).contains(&Event::SigningCurrentList));
+    let lists = d.previous_lists(now);
+    assert_eq!(lists.signing_until, None);
+    assert_eq!(lists.accepted_until, Some(t + PREVIOUS_LIST_ACCEPTED));
+    // Accepted until PREVIOUS_LIST_ACCEPTED: a deadline drops it then.
+    while d.accepted_keys().len() > 1 {
+        now = d.next_deadline().expect("master");
+        d.handle_timeout(now);
+        sent(&mut d);
+    }
+    assert!(now >= t + PREVIOUS_LIST_ACCEPTED);
+    assert!(now < t + PREVIOUS_LIST_ACCEPTED + Duration::from_secs(1));
+    assert_eq!(d.previous_lists(now).accepted_until, None);
+}
+
+#[test]
+fn the_previous_list_is_dropped_at_its_own_deadline_even_if_nothing_arrives() {
+    let t0 = Instant::now();
+    let mut d = driver(100, false, t0);
+    d.handle_link(t0, true);
+    d.set_key(t0, key_for(&NEW_LIST));
+    // Only the deadlines the driver asks for are served.
+    let mut now = t0;
+    for _ in 0..10_000 {
+        let Some(next) = d.next_deadline() else { break };
+        now = next;
+        d.handle_timeout(now);
+        sent(&mut d);
+        if d.accepted_keys().len() == 1 {
+            break;
+        }
+    }
+    assert_eq!(d.accepted_keys().len(), 1);
+    assert_eq!(now, t0 + PREVIOUS_LIST_ACCEPTED);
+}
+
+#[test]
+fn a_new_pass_replaces_every_key_at_once() {
+    let t0 = Instant::now();
+    let mut d = driver(0, false, t0);
+    let t = master(&mut d, t0);
+    assert!(d.set_key(t, key_for(&NEW_LIST)));
+    let other = AuthKey::new(b"other", &[]);
+    assert!(!d.set_key(t, other));
+    assert_eq!(
+        d.accepted_keys().len(),
+        1,
+        "an old secret is never accepted"
+    );
+    d.handle_timeout(d.next_deadline().expect("master"));
+    let adv = sent(&mut d);
+    assert!(AuthKey::new(b"other", &[]).verify(&adv[0]));
+    // The same list written again changes nothing.
+    assert!(!d.set_key(t, AuthKey::new(b"other", &[])));
+    assert_eq!(d.accepted_keys().len(), 1);
+}
+
+#[test]
+fn a_peer_on_the_previous_list_counts_for_the_election_and_is_reported() {
+    let t0 = Instant::now();
+    let mut d = driver(100, false, t0);
+    d.handle_link(t0, true);
+    events(&mut d);
+    let t = t0 + Duration::from_millis(500);
+    d.set_key(t, key_for(&NEW_LIST));
+    for i in 0..10u64 {
+        let now = t + Duration::from_secs(i);
+        d.handle_advert_keyed(now, ip(2), 1, 0, 1);
+        assert_eq!(
+            d.next_deadline(),
+            Some(now + master_down_interval(1, 100)),
+            "a valid advert: it re-arms master down"
+        );
+    }
+    assert_eq!(d.fsm().state(), State::Backup);
+    assert_eq!(d.fsm().master_seen().map(|m| m.advert.src), Some(ip(2)));
+    assert_eq!(d.stats().adverts_received, 10);
+    assert_eq!(d.stats().adverts_previous_list, 10);
+    assert_eq!(
+        events(&mut d),
+        vec![Event::PeerOnPreviousList { peer: ip(2) }],
+        "logged once"
+    );
+    let lists = d.previous_lists(t + Duration::from_secs(10));
+    assert_eq!(lists.peers.len(), 1);
+    let (peer, seen) = &lists.peers[0];
+    assert_eq!(*peer, ip(2));
+    assert_eq!(seen.since, t);
+    assert_eq!(seen.last, t + Duration::from_secs(9));
+    assert_eq!(seen.adverts, 10);
+    assert_eq!(seen.addrs, key_for(&OLD_LIST).addrs());
+    // The peer reloaded and signs with our current list: forgotten.
+    d.handle_advert_keyed(t + Duration::from_secs(10), ip(2), 1, 0, 0);
+    assert_eq!(
+        events(&mut d),
+        vec![Event::PeerOnCurrentList { peer: ip(2) }]
+    );
+    assert!(d.previous_lists(t).peers.is_empty());
+    // Peers on the list are forgotten with the list.
+    d.handle_advert_keyed(t + Duration::from_secs(11), ip(3), 1, 0, 1);
+    assert_eq!(d.previous_lists(t).peers.len(), 1);
+    d.handle_timeout(t + PREVIOUS_LIST_ACCEPTED);
+    assert!(d.previous_lists(t).peers.is_empty());
+}
+
+/// Two drivers on a virtual LAN, every advert checked against the
+/// receiver's accepted keys as `classify_v4` does. `a` (advskew 0) is the
+/// master, `b` (advskew 100) the backup; `first` is reloaded with the new
+/// address list (and new advskew) at 10 s, the other `gap` later.
+/// Returns the adverts rejected and the instants with other than exactly
+/// one master.
+fn rolling_reload(master_first: bool, gap: Duration) -> (u64, u64) {
+    let t0 = Instant::now();
+    let mk = |local: u8, advskew: u8| {
+        GroupDriver::new(
+            Fsm::new(
+                FsmConfig {
+                    vhid: 10,
+                    advbase: 1,
+                    advskew,
+                    preempt: true,
+                    local: ip(local),
+                },
+                t0,
+            ),
+            key_for(&OLD_LIST),
+            1000 * u64::from(local),
+            false,
+        )
+    };
+    let mut hosts = [mk(1, 0), mk(2, 100)];
+    for h in hosts.iter_mut() {
+        h.handle_link(t0, true);
+    }
+    // Host 0 becomes master first: it is the preferred one.
+    let first = usize::from(!master_first);
+    let reload_at = [
+        t0 + Duration::from_secs(10),
+        t0 + Duration::from_secs(10) + gap,
+    ];
+    let mut reloaded = [false, false];
+    let end = reload_at[1] + PREVIOUS_LIST_ACCEPTED + Duration::from_secs(60);
+    let (mut rejected, mut split) = (0, 0);
+    let step = Duration::from_millis(50);
+    let mut now = t0;
+    while now < end {
+        now += step;
+        for (n, at) in reload_at.iter().enumerate() {
+            let h = if n == 0 { first } else { 1 - first };
+            if !reloaded[h] && now >= *at {
+                reloaded[h] = true;
+                let d = &mut hosts[h];
+                let (advbase, advskew, preempt) = if h == 0 {
+                    (1, 10, true)
+                } else {
+                    (1, 80, false)
+                };
+                d.reconfigure(now, advbase, advskew, preempt);
+                d.set_key(now, key_for(&NEW_LIST));
+            }
+        }
+        for h in 0..2 {
+            if hosts[h].next_deadline().is_some_and(|d| d <= now) {
+                hosts[h].handle_timeout(now);
+            }
+            // The IP task releases at once.
+            let epoch = hosts[h].wish().epoch;
+            if !hosts[h].wish().master {
+                hosts[h].handle_released(epoch);
+            }
+            let out: Vec<_> = std::iter::from_fn(|| hosts[h].poll_transmit()).collect();
+            let other = &mut hosts[1 - h];
+            for bytes in out {
+                let adv = Advert::decode(&bytes).expect("decodes");
+                match AuthKey::verify_any(other.accepted_keys(), &adv) {
+                    Some(k) => {
+                        other.handle_advert_keyed(now, ip(h as u8 + 1), adv.advbase, adv.advskew, k)
+                    }
+                    None => rejected += 1,
+                }
+            }
+        }
+        let masters = hosts
+            .iter()
+            .filter(|h| h.fsm().state() == State::Master)
+            .count();
+        if now > t0 + Duration::from_secs(5) && masters != 1 {
+            split += 1;
+        }
+    }
+    for h in &hosts {
+        assert_eq!(h.accepted_keys().len(), 1, "the grace ended");
+    }
+    if rejected == 0 {
+        // The master never changed: host 0 went BACKUP -> MASTER once.
+        assert_eq!(hosts[0].stats().transitions, 2);
+        assert_eq!(hosts[1].stats().transitions, 1);
+        assert_eq!(hosts[0].fsm().config().advskew, 10, "reloaded in place");
+        assert_eq!(hosts[1].stats().adverts_sent, 0, "a backup is silent");
+    }
+    (rejected, split)
+}
+
+#[test]
+fn a_rolling_reload_of_the_address_list_in_either_order_never_splits_the_pair() {
+    for master_first in [false, true] {
+        for gap in [Duration::from_secs(5), Duration::from_secs(14 * 60)] {
+            assert_eq!(
+                rolling_reload(master_first, gap),
+                (0, 0),
+                "master first: {master_first}, gap {gap:?}: no advert rejected, always one master"
+            );
+        }
+    }
+}
+
+/// The bound is real: reloads more than PREVIOUS_LIST_SIGNED apart split
+/// the pair (in both orders), as docs/safety.md §10 says.
+#[test]
+fn reloads_further_apart_than_the_signing_grace_do_split_the_pair() {
+    for master_first in [false, true] {
+        let (rejected, split) = rolling_reload(master_first, Duration::from_secs(16 * 60));
+        assert!(
+            rejected > 0 && split > 0,
+            "master first: {master_first}: {rejected} rejected, {split} split"
+        );
+    }
 }
