@@ -638,6 +638,9 @@ impl Task {
         let _ = cmd
             .reply
             .send(reply.map_err(|e| format!("{}: {e}", g.group)));
+        // Watch ARP before the IPs are added and announced: a client that
+        // asks right after the announcement must get our answer too.
+        self.watch_arp();
     }
 
     /// Opens (or closes) the ARP watcher as a forced takeover starts (or ends).

@@ -127,15 +127,22 @@ fn a_zombie_is_named_and_a_forced_takeover_keeps_the_client() {
 
     // The zombie still answers every ARP request; b keeps the client.
     let mut kept = 0;
+    let mut seen = Vec::new();
     let rounds = 10;
     for _ in 0..rounds {
         ask_again(&p);
         std::thread::sleep(Duration::from_millis(150));
-        if p.lab.neigh_mac(&p.c, ZOMBIE_IP).as_deref() == Some(p.b.mac.as_str()) {
+        let mac = p.lab.neigh_mac(&p.c, ZOMBIE_IP);
+        if mac.as_deref() == Some(p.b.mac.as_str()) {
             kept += 1;
         }
+        seen.push(mac);
         std::thread::sleep(Duration::from_millis(150));
     }
+    eprintln!(
+        "the client's entry after each fresh ARP request: {seen:?} (b {}, zombie {})",
+        p.b.mac, z.mac
+    );
     assert!(p.lab.has_addr(&z, ZOMBIE_IP), "the zombie still holds it");
     assert_eq!(
         kept, rounds,

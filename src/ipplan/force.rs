@@ -44,7 +44,10 @@ pub(super) struct Force {
     contested: BTreeSet<IpAddr>,
     last_claim: Option<Instant>,
     claims: u64,
-    reacted: BTreeMap<IpAddr, Instant>,
+    /// Last reactive announcement per IP, for requests and for claims
+    /// apart: a claim seen just before a client's request must not
+    /// silence the answer to that request.
+    reacted: BTreeMap<(IpAddr, bool), Instant>,
 }
 
 /// Why a forced takeover ended.
@@ -230,9 +233,6 @@ impl Planner {
         f.last_claim = Some(now);
         f.claims += claimed.len() as u64;
         f.contested = claimed.iter().copied().collect();
-        for ip in &claimed {
-            f.reacted.insert(*ip, now);
-        }
         self.ops.push(Op::Announce { ips: claimed });
     }
 
@@ -258,12 +258,12 @@ impl Planner {
             f.contested.insert(ip);
         }
         if f.reacted
-            .get(&ip)
+            .get(&(ip, claim))
             .is_some_and(|t| now.saturating_duration_since(*t) < REACT_GAP)
         {
             return;
         }
-        f.reacted.insert(ip, now);
+        f.reacted.insert((ip, claim), now);
         self.ops.push(Op::Announce { ips: vec![ip] });
     }
 }

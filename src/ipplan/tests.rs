@@ -685,7 +685,13 @@ fn arp_requests_for_a_forced_ip_are_answered_with_an_announcement_rate_limited()
     p.arp_seen(t1, ip(11), false);
     assert_eq!(drain(&mut p), vec![Op::Announce { ips: vec![ip(11)] }]);
     // A second request 10 ms later: already answered.
-    p.arp_seen(t1 + Duration::from_millis(10), ip(11), true);
+    p.arp_seen(t1 + Duration::from_millis(10), ip(11), false);
+    assert!(drain(&mut p).is_empty());
+    // The zombie speaking for it is answered on its own budget, and does
+    // not use up the next request's.
+    p.arp_seen(t1 + Duration::from_millis(20), ip(11), true);
+    assert_eq!(drain(&mut p), vec![Op::Announce { ips: vec![ip(11)] }]);
+    p.arp_seen(t1 + Duration::from_millis(30), ip(11), true);
     assert!(drain(&mut p).is_empty());
     p.arp_seen(t1 + REACT_GAP, ip(11), false);
     assert_eq!(drain(&mut p), vec![Op::Announce { ips: vec![ip(11)] }]);
@@ -693,7 +699,7 @@ fn arp_requests_for_a_forced_ip_are_answered_with_an_announcement_rate_limited()
     p.arp_seen(t1 + REACT_GAP, ip(12), true);
     assert!(drain(&mut p).is_empty());
     let view = p.force_view().unwrap();
-    assert_eq!(view.claims, 1);
+    assert_eq!(view.claims, 2);
     assert!(view.last_claim.is_some());
 }
 
