@@ -89,6 +89,7 @@ fn a_zombie_is_named_and_a_forced_takeover_keeps_the_client() {
     );
     p.wait_holds(&p.b, &p.a, &PAIR_IPS[1..], 5 * SEC);
     let text = status_text(&p, &p.b);
+    eprintln!("{text}");
     assert!(
         text.contains(&format!("answered by: {}", z.mac))
             && text.contains("not a CARP peer heard on this link"),
@@ -215,6 +216,7 @@ fn a_zombie_that_speaks_carp_is_named_with_its_last_advert() {
     assert!(peer.last_advert_age_secs < 2.0, "{peer:?}");
     assert!(seen.advice.contains("for vhid 20"), "{}", seen.advice);
     let text = status_text(&p, &p.b);
+    eprintln!("{text}");
     assert!(
         text.contains("CARP peer 192.0.2.9 (vhid 20), last advert"),
         "{text}"
