@@ -59,6 +59,11 @@ pub enum DaemonError {
     NoLinkLocal { group: String, iface: String },
     #[error("[{group}]: {source}")]
     Group { group: String, source: SysError },
+    #[error("metrics_listen {addr}: {source} (is another program using it? change metrics_listen or remove it)")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sys(#[from] SysError),
     #[error(transparent)]
@@ -209,6 +214,8 @@ struct Daemon {
     started: SystemTime,
     started_at: Instant,
     snap_tx: watch::Sender<Arc<Snapshot>>,
+    /// Probe durations by group, for the metrics endpoint.
+    probe_seconds: crate::metrics::ProbeSeconds,
     /// Something changed since the last snapshot; `urgent`: a state changed.
     dirty: bool,
     urgent: bool,
@@ -243,6 +250,15 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     crate::config::host::check_before_start(&config).await?;
     // First, so that a second daemon says so and touches nothing.
     let listener = control_server::bind(&config.global)?;
+    let metrics = match config.global.metrics_listen {
+        Some(addr) => {
+            let bound = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
+            Some(bound)
+        }
+        None => None,
+    };
     // Hold every elected group's lock file for the daemon's whole life, so
     // `ipfail hook` leaves these groups alone (src/lockfile.rs).
     let group_locks = crate::lockfile::hold_for_daemon(&config).map_err(|e| SysError::Io {
@@ -288,6 +304,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         started: started.0,
         started_at: started.1,
         snap_tx,
+        probe_seconds: crate::metrics::probe_seconds(),
         dirty: true,
         urgent: true,
         published: started.1,
@@ -306,6 +323,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
             snapshot: snap_rx,
             cmds: cmd_tx,
             config: d.config.path.clone(),
+            metrics,
         },
     )?;
 

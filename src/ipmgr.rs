@@ -64,6 +64,11 @@ pub struct Desired {
 /// What `ipfail status` shows of the group's addresses.
 #[derive(Clone, Debug, Default)]
 pub struct GroupIpStatus {
+    /// Probe verdicts per IP (`silent`, `answered`) and failed probes.
+    pub probes: BTreeMap<&'static str, u64>,
+    /// Where probe durations go (the group's histogram in the metrics'
+    /// family, `metrics::probe_histogram_of`).
+    pub probe_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
     pub ips: BTreeMap<IpAddr, IpState>,
     pub garps_sent: u64,
     pub conflicts: u64,
@@ -201,6 +206,7 @@ pub async fn run(g: GroupIps, mut desired: watch::Receiver<Desired>, links: Task
         peers,
         watcher: None,
         watch_failed: false,
+        probe_sizes: BTreeMap::new(),
         g,
     };
     let mut work = InFlight::default();
@@ -318,6 +324,8 @@ struct Task {
     watcher: Option<Arc<ArpSocket>>,
     /// It could not be opened for this force (not retried at every turn).
     watch_failed: bool,
+    /// How many IPs each probe in flight asked about (for the metrics).
+    probe_sizes: BTreeMap<u64, u64>,
 }
 
 impl Task {
@@ -331,7 +339,14 @@ impl Task {
                     token,
                     ips,
                     timeout,
-                } => work.probe = Some(self.probe(token, ips, timeout, false)),
+                } => {
+                    // Newer probes replace older ones: keep only the last few sizes.
+                    if self.probe_sizes.len() > 8 {
+                        self.probe_sizes.pop_first();
+                    }
+                    self.probe_sizes.insert(token, ips.len() as u64);
+                    work.probe = Some(self.probe(token, ips, timeout, false));
+                }
                 Op::Defend { token, ips } => {
                     let timeout = self.timing.probe_timeout;
                     work.defend = Some(self.probe(token, ips, timeout, true));
@@ -456,12 +471,22 @@ impl Task {
         let arp = self.g.arp.clone();
         let ifname = self.g.ifname.clone();
         let ifindex = self.g.ifindex;
+        let took = self
+            .g
+            .status
+            .lock()
+            .ok()
+            .and_then(|s| s.probe_seconds.clone());
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let result = if claims {
                 ipwork::claims(&arp, &ifname, ifindex, &ips, timeout).await
             } else {
                 ipwork::probe_who(&arp, &ifname, ifindex, &ips, timeout).await
             };
+            if let (Some(h), false) = (took, claims) {
+                h.observe(started.elapsed().as_secs_f64());
+            }
             (token, result)
         })
     }
@@ -494,12 +519,26 @@ impl Task {
                 }
                 if let Ok(mut s) = self.g.status.lock() {
                     s.conflicts += answered.len() as u64;
+                    *s.probes.entry("answered").or_default() += answered.len() as u64;
                 }
             }
-            Err(e) => warn!(group = %self.g.group, "probe failed: {e}; not adding, will retry"),
+            Err(e) => {
+                warn!(group = %self.g.group, "probe failed: {e}; not adding, will retry");
+                if let Ok(mut s) = self.g.status.lock() {
+                    *s.probes.entry("failed").or_default() += 1;
+                }
+            }
         }
+        let asked = self.probe_sizes.remove(&token).unwrap_or(0);
+        let answered = result.as_ref().map_or(0, |a| a.len() as u64);
+        let answered_ok = result.is_ok();
         self.planner
             .probed(now, token, result.map(ipwork::in_words));
+        if let Ok(mut s) = self.g.status.lock() {
+            if answered_ok {
+                *s.probes.entry("silent").or_default() += asked.saturating_sub(answered);
+            }
+        }
         // The conflicts as the planner now sees them: logged per group, rate-limited.
         let current: BTreeMap<IpAddr, String> = self
             .planner

@@ -124,6 +124,26 @@ pub enum Reason {
     Resumed,
 }
 
+impl Reason {
+    /// A stable short name, e.g. for the `reason` label of metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Startup => "startup",
+            Reason::MasterDown { .. } => "master_down",
+            Reason::BowOut { .. } => "bow_out",
+            Reason::MasterTooSlow { .. } => "master_too_slow",
+            Reason::Preempt { .. } => "preempt",
+            Reason::MorePreferred { .. } => "more_preferred",
+            Reason::LinkDown => "link_down",
+            Reason::LinkUp => "link_up",
+            Reason::Demoted => "demoted",
+            Reason::Shutdown => "shutdown",
+            Reason::Unhealthy => "unhealthy",
+            Reason::Resumed => "resumed",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -99,7 +99,8 @@ impl Config {
             format!("garp_interval={}s", fmt_seconds(g.garp_interval)),
             format!("reprobe_interval={}s", fmt_seconds(g.reprobe_interval)),
         ];
-        let settings: Vec<String> = settings.into_iter().chain(group).collect();
+        let metrics = g.metrics_listen.map(|a| format!("metrics_listen={a}"));
+        let settings: Vec<String> = settings.into_iter().chain(group).chain(metrics).collect();
         for line in wrap(&settings, WIDTH - 2) {
             let _ = writeln!(out, "  {line}");
         }

@@ -83,6 +83,8 @@ pub struct Global {
     pub garp_interval: Duration,
     /// How often an address another host answers for is probed again.
     pub reprobe_interval: Duration,
+    /// Where to serve Prometheus metrics (`/metrics`); `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Line of the `[ipfail]` header, if the file has one.
     pub line: Option<usize>,
 }
@@ -97,6 +99,7 @@ impl Default for Global {
             garp_count: 3,
             garp_interval: Duration::from_millis(500),
             reprobe_interval: Duration::from_secs(1),
+            metrics_listen: None,
             line: None,
         }
     }
@@ -490,6 +493,8 @@ pub enum ValueError {
     BadCheck { check: String, why: String },
     #[error("'{value}': {why}")]
     BadCommand { value: String, why: String },
+    #[error("{why}")]
+    BadListen { why: String },
     #[error(
         "is {len} bytes long; at most {} bytes are allowed (as with ifconfig pass)",
         PASS_MAX_LEN

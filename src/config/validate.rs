@@ -70,7 +70,7 @@ const CHECK_TIMEOUT_MS: RangeInclusive<u64> = 10..=600_000;
 const CHECK_COUNT: RangeInclusive<u32> = 1..=100;
 const CHECK_KINDS: &str = "tcp HOST:PORT, http URL, exec PATH [ARGS]";
 const GLOBAL_KEYS_TEXT: &str = "control_socket, control_group, state_dir, probe_timeout, \
-     garp_count, garp_interval, reprobe_interval";
+     garp_count, garp_interval, reprobe_interval, metrics_listen";
 
 /// Longest Unix socket path that fits `sun_path` with its NUL on every
 /// platform (104 bytes on FreeBSD, 108 on Linux).
@@ -193,6 +193,7 @@ fn build_global(sec: &Section) -> Res<Global> {
             "garp_count" => g.garp_count = v.int(1..=20)?,
             "garp_interval" => g.garp_interval = v.seconds(ms(10)..=ms(10_000))?,
             "reprobe_interval" => g.reprobe_interval = v.seconds(ms(100)..=ms(60_000))?,
+            "metrics_listen" => g.metrics_listen = Some(v.listen()?),
             _ => return Err(v.unknown(GLOBAL_KEYS_TEXT)),
         }
     }
@@ -775,6 +776,13 @@ impl<'a> Value<'a> {
             )),
             None => Ok(text.to_string()),
         }
+    }
+
+    /// `metrics_listen`: `PORT` (loopback), `ADDR:PORT` or `[IPV6]:PORT`.
+    fn listen(&self) -> Res<std::net::SocketAddr> {
+        let (line, text) = self.non_empty()?;
+        crate::metrics::parse_listen(text)
+            .map_err(|why| self.fail(line, ValueError::BadListen { why }))
     }
 
     fn pass(&self) -> Res<Vec<u8>> {

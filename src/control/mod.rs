@@ -21,6 +21,7 @@
 //! [`MAX_LINE`] bytes get an error reply.
 
 pub mod client;
+mod metrics_http;
 pub mod schema;
 pub(crate) mod server;
 

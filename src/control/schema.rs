@@ -242,6 +242,14 @@ pub struct Counters {
     /// previous address list of this group (docs/safety.md §10).
     #[serde(default)]
     pub adverts_previous_list: u64,
+    /// State changes by reason (`master_down`, `bow_out`, `preempt`,
+    /// `more_preferred`, `link_down`, `demoted`, `unhealthy`, ...).
+    #[serde(default)]
+    pub transitions_by_reason: BTreeMap<String, u64>,
+    /// Probe verdicts per IP (`silent`, `answered`) and probes that could
+    /// not be done (`failed`).
+    #[serde(default)]
+    pub probes: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -184,10 +184,14 @@ pub(crate) struct Ctx {
     pub cmds: mpsc::Sender<LoopCmd>,
     /// The configuration file a reload reads.
     pub config: PathBuf,
+    /// `metrics_listen`, bound at start.
+    pub metrics: Option<std::net::TcpListener>,
 }
 
 struct Shared {
     ctx: Ctx,
+    /// Requests by command, for the metrics.
+    requests: crate::metrics::ControlRequests,
     /// Demote, promote and reload one at a time (the demotion file is
     /// read, changed and written).
     ops: Mutex<()>,
@@ -239,7 +243,15 @@ pub(crate) fn spawn(bound: Bound, ctx: Ctx) -> Result<ControlThread, ControlErro
     })
 }
 
-async fn serve(listener: StdListener, ctx: Ctx, mut stop: oneshot::Receiver<()>) {
+async fn serve(listener: StdListener, mut ctx: Ctx, mut stop: oneshot::Receiver<()>) {
+    let requests = crate::metrics::ControlRequests::default();
+    if let Some(m) = ctx.metrics.take() {
+        tokio::spawn(super::metrics_http::serve(
+            m,
+            ctx.snapshot.clone(),
+            requests.clone(),
+        ));
+    }
     let listener = match tokio::net::UnixListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -249,6 +261,7 @@ async fn serve(listener: StdListener, ctx: Ctx, mut stop: oneshot::Receiver<()>)
     };
     let shared = Arc::new(Shared {
         ctx,
+        requests,
         ops: Mutex::new(()),
     });
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
@@ -311,7 +324,10 @@ async fn client(stream: UnixStream, shared: &Shared) {
         )),
         Ok(Err(e)) => Reply::error(e),
         Ok(Ok(line)) => match Request::parse(&line) {
-            Err(e) => Reply::error(e.to_string()),
+            Err(e) => {
+                count(shared, "invalid");
+                Reply::error(e.to_string())
+            }
             Ok(req) => tokio::time::timeout_at(deadline, handle(req, shared))
                 .await
                 .unwrap_or_else(|_| {
@@ -350,7 +366,24 @@ async fn read_request(rd: tokio::net::unix::OwnedReadHalf) -> Result<Vec<u8>, St
     Ok(line)
 }
 
+fn count(shared: &Shared, cmd: &str) {
+    shared
+        .requests
+        .get_or_create(&vec![("cmd".to_string(), cmd.to_string())])
+        .inc();
+}
+
 async fn handle(req: Request, shared: &Shared) -> Reply {
+    count(
+        shared,
+        match &req {
+            Request::Status => "status",
+            Request::Demote(_) => "demote",
+            Request::Promote(_) => "promote",
+            Request::Reload => "reload",
+            Request::Takeover { .. } => "takeover",
+        },
+    );
     match req {
         Request::Status => {
             let snap = shared.ctx.snapshot.borrow().clone();

@@ -581,7 +581,13 @@ impl Daemon {
         now: Instant,
         adopt: bool,
     ) -> GroupRt {
-        let ip_status = Arc::new(Mutex::new(GroupIpStatus::default()));
+        let ip_status = Arc::new(Mutex::new(GroupIpStatus {
+            probe_seconds: Some(crate::metrics::probe_histogram_of(
+                &self.probe_seconds,
+                &g.name,
+            )),
+            ..GroupIpStatus::default()
+        }));
         let (desired, desired_rx) = watch::channel(Desired::default());
         let plan = IpPlan {
             ips: g.ips.clone(),
@@ -745,6 +751,11 @@ fn global_changes(old: &Global, new: &Global) -> Vec<String> {
     }
     if old.state_dir != new.state_dir {
         out.push("[ipfail] state_dir changed: takes effect when the daemon restarts".to_string());
+    }
+    if old.metrics_listen != new.metrics_listen {
+        out.push(
+            "[ipfail] metrics_listen changed: takes effect when the daemon restarts".to_string(),
+        );
     }
     if timing(old) != timing(new) {
         out.push("[ipfail] probe/announce timings changed: applied to every group".to_string());

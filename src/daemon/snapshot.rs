@@ -40,6 +40,8 @@ pub(crate) struct Snapshot {
     pub sections: Vec<(String, bool)>,
     pub groups: Vec<GroupSnap>,
     pub interfaces: Vec<IfaceSnap>,
+    /// Probe durations by group (shared with the IP tasks).
+    pub probe_seconds: crate::metrics::ProbeSeconds,
 }
 
 pub(crate) struct GroupSnap {
@@ -63,6 +65,7 @@ pub(crate) struct GroupSnap {
     adverts_received: u64,
     transitions: u64,
     rejected: BTreeMap<&'static str, u64>,
+    by_reason: BTreeMap<&'static str, u64>,
     auth: Option<AuthFailure>,
     transitions_at: Vec<Instant>,
     ties: Vec<(IpAddr, TieSeen)>,
@@ -106,6 +109,7 @@ impl Snapshot {
             sections: Vec::new(),
             groups: Vec::new(),
             interfaces: Vec::new(),
+            probe_seconds: crate::metrics::probe_seconds(),
         }
     }
 
@@ -173,7 +177,7 @@ impl GroupSnap {
         since_unix: u64,
         unix: &dyn Fn(Instant) -> u64,
     ) -> GroupStatus {
-        let (ip_states, garps_sent, conflicts, ips_lost, last_event, answers, force) =
+        let (ip_states, garps_sent, conflicts, ips_lost, last_event, answers, force, probes) =
             match self.ip_status.lock() {
                 Ok(s) => (
                     s.ips.clone(),
@@ -183,8 +187,9 @@ impl GroupSnap {
                     s.last_event.clone(),
                     s.answers.clone(),
                     s.force.clone(),
+                    s.probes.clone(),
                 ),
-                Err(_) => (BTreeMap::new(), 0, 0, 0, None, BTreeMap::new(), None),
+                Err(_) => Default::default(),
             };
         let age = |t: SystemTime| secs(SystemTime::now().duration_since(t).unwrap_or_default());
         let ips = self
@@ -280,6 +285,12 @@ impl GroupSnap {
                 ips_lost,
                 rejected: all_classes(&self.rejected),
                 adverts_previous_list: self.adverts_previous_list,
+                transitions_by_reason: self
+                    .by_reason
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+                probes: probes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             },
             auth: self.auth.as_ref().map(|a| AuthStatus {
                 kind: match a.diagnosis {
@@ -428,6 +439,7 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
         adverts_received: stats.adverts_received,
         transitions: stats.transitions,
         rejected: stats.rejected.clone(),
+        by_reason: stats.by_reason.clone(),
         auth: g.driver.auth().cloned(),
         transitions_at: g.driver.transitions_at().collect(),
         ties: stats.ties.iter().map(|(p, t)| (*p, t.clone())).collect(),
@@ -466,6 +478,7 @@ impl Daemon {
                     rejected: i.rejected.clone(),
                 })
                 .collect(),
+            probe_seconds: self.probe_seconds.clone(),
             ..Snapshot::empty(
                 self.config.path.clone(),
                 self.socket.clone(),

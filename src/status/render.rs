@@ -454,6 +454,11 @@ pub(crate) mod tests {
                 ips_lost: 0,
                 rejected: rejected(0),
                 adverts_previous_list: 0,
+                transitions_by_reason: BTreeMap::from([
+                    ("startup".to_string(), 1),
+                    ("more_preferred".to_string(), 1),
+                ]),
+                probes: BTreeMap::new(),
             },
             auth: None,
             flaps_recent: 0,

@@ -93,6 +93,8 @@ pub struct GroupStats {
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub transitions: u64,
+    /// Transitions by [`Reason::kind`].
+    pub by_reason: BTreeMap<&'static str, u64>,
     pub rejected: BTreeMap<&'static str, u64>,
     /// Peers that advertised exactly our advbase/advskew.
     pub ties: BTreeMap<IpAddr, TieSeen>,
@@ -611,6 +613,7 @@ impl GroupDriver {
                     handover = to == State::Master
                         && matches!(reason, Reason::Preempt { .. } | Reason::BowOut { .. });
                     self.stats.transitions += 1;
+                    *self.stats.by_reason.entry(reason.kind()).or_default() += 1;
                     // Starting up is not flapping.
                     if reason != Reason::Startup {
                         if self.transitions_at.len() >= FLAP_MEMORY {
