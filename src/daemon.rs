@@ -24,6 +24,7 @@ use crate::carp::packet::Advert;
 use crate::config::{Config, Group};
 use crate::control::server as control_server;
 use crate::ipmgr::{Desired, GroupIpStatus, IpPlan};
+use crate::ipplan::IpState;
 use crate::sys::linux::{
     missing_capabilities, CarpSocket, CarpSocket6, LinkInfo, NetEvent, NetEvents, Netlink, SysError,
 };
@@ -660,6 +661,13 @@ impl Daemon {
                 .links
                 .iter()
                 .all(|n| self.carrier.get(n).copied().unwrap_or(false));
+            let held = g.ip_status.lock().is_ok_and(|st| {
+                g.cfg
+                    .ips
+                    .iter()
+                    .all(|n| st.ips.get(&n.addr) == Some(&IpState::Held))
+            });
+            g.driver.set_ips_held(held);
             g.driver.handle_link(now, ok);
             self.dirty = true;
             if flush(&self.ifaces, g).await {
@@ -777,6 +785,10 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
                 detail,
             } => info!(group = %name, %check,
                 "healthy ({check}: {detail}); advertising our own advbase/advskew"),
+            Event::Hold(h) if h.released() => warn!(group = %name, "{h}"),
+            Event::Hold(h) => info!(group = %name, "{h}"),
+            Event::Damping(d @ driver::Damping::Trusted) => info!(group = %name, "{d}"),
+            Event::Damping(d) => warn!(group = %name, "{d}"),
             Event::ReleaseLate => warn!(group = %name,
                 "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
         }

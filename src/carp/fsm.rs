@@ -120,6 +120,10 @@ pub enum Reason {
     /// The daemon restarted while our own leased IPs were still on the
     /// interface: it resumes as master at once ([`Fsm::resume`]).
     Resumed,
+    /// The link lost carrier `losses` times within `window`: a MASTER
+    /// hands the group over as when demoted, until the link is stable
+    /// (`daemon::driver::link`).
+    LinkUnstable { losses: usize, window: Duration },
 }
 
 impl fmt::Display for Reason {
@@ -158,6 +162,11 @@ impl fmt::Display for Reason {
             Reason::Resumed => {
                 f.write_str("restarted holding our own leased IPs: resuming as master")
             }
+            Reason::LinkUnstable { losses, window } => write!(
+                f,
+                "link unstable: {losses} carrier losses in {} s: handed the group over",
+                window.as_secs()
+            ),
         }
     }
 }
