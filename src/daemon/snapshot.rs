@@ -4,7 +4,7 @@
 //! replaces the snapshot in a `watch` channel, and the control thread reads
 //! the newest one. IP states are read live from the IP tasks' shared status.
 
-use super::driver::{AuthFailure, TieSeen};
+use super::driver::{AuthFailure, LinkSnap, TieSeen};
 use super::{Daemon, GroupRt, Iface};
 use crate::carp::fsm::{master_down_interval, State};
 use crate::carp::ipv4::RejectClass;
@@ -70,6 +70,7 @@ pub(crate) struct GroupSnap {
     /// The CARP speakers heard on the group's CARP interface.
     peers: CarpPeers,
     master_down: Duration,
+    link: LinkSnap,
 }
 
 struct MasterSnap {
@@ -303,6 +304,7 @@ impl GroupSnap {
                 last_claim_age_secs: f.last_claim.map(age),
                 claims: f.claims,
             }),
+            link: Some(self.link.status(now)),
         }
     }
 }
@@ -401,6 +403,7 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
             .map(|i| i.peers.clone())
             .unwrap_or_default(),
         master_down: master_down_interval(cfg.advbase, cfg.advskew),
+        link: g.driver.link().snap(g.driver.link_ok()),
     }
 }
 

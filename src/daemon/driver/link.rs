@@ -22,6 +22,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::carp::fsm::BOW_OUT;
+use crate::control::schema::{secs, LinkStatus};
 
 /// Taken off the hold so that it ends before any peer can declare us
 /// down: covers a loop that notices the carrier loss or the hold's end
@@ -281,6 +282,54 @@ impl LinkWatch {
     pub fn next_deadline(&self) -> Option<Instant> {
         let trust = self.trusted_at().filter(|_| self.up);
         [self.hold, trust].into_iter().flatten().min()
+    }
+}
+
+/// What `ipfail status` shows of a group's link, copied by the loop.
+#[derive(Clone, Debug)]
+pub struct LinkSnap {
+    up: bool,
+    total: u64,
+    losses: Vec<Instant>,
+    damped: bool,
+    trusted_at: Option<Instant>,
+    hold: Option<Instant>,
+}
+
+impl LinkWatch {
+    /// A copy for `ipfail status`; `up`: the group's links have carrier.
+    pub fn snap(&self, up: bool) -> LinkSnap {
+        LinkSnap {
+            up,
+            total: self.total,
+            losses: self.losses.iter().copied().collect(),
+            damped: self.damped,
+            trusted_at: self.trusted_at().filter(|_| up),
+            hold: self.hold,
+        }
+    }
+}
+
+impl LinkSnap {
+    pub fn status(&self, now: Instant) -> LinkStatus {
+        let recent = self
+            .losses
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < DAMP_WINDOW)
+            .count();
+        LinkStatus {
+            up: self.up,
+            losses: self.total,
+            losses_recent: u32::try_from(recent).unwrap_or(u32::MAX),
+            window_secs: secs(DAMP_WINDOW),
+            damp_losses: u32::try_from(DAMP_LOSSES).unwrap_or(u32::MAX),
+            damped: self.damped,
+            trusted_in_secs: self
+                .trusted_at
+                .map(|t| secs(t.saturating_duration_since(now))),
+            quiet_secs: secs(DAMP_QUIET),
+            hold_left_secs: self.hold.map(|t| secs(t.saturating_duration_since(now))),
+        }
     }
 }
 

@@ -20,7 +20,9 @@ use crate::carp::ipv4::Reject;
 use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
 use crate::health::{GroupHealth, Outcome};
 use crate::ipmgr::Desired;
-pub use link::{Damping, Hold, LinkWatch, DAMP_LOSSES, DAMP_QUIET, DAMP_WINDOW, HOLD_MARGIN};
+pub use link::{
+    Damping, Hold, LinkSnap, LinkWatch, DAMP_LOSSES, DAMP_QUIET, DAMP_WINDOW, HOLD_MARGIN,
+};
 
 /// Pause before probing after preempting a live master: it drops the IPs
 /// on our first advert, within milliseconds; probing a moment later
