@@ -12,6 +12,7 @@
 
 mod lab;
 
+use ipfail::daemon::driver::DAMP_QUIET;
 use lab::{longest_double_hold, no_holder, Host, Pair, Sample, PAIR_IPS};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -247,6 +248,7 @@ fn flapping(
     up: Duration,
     duration: Duration,
     takeover_bound: Duration,
+    failback: bool,
 ) {
     let Some(p) = pair(test) else {
         return;
@@ -257,8 +259,8 @@ fn flapping(
     let downs = flap(&p, &p.a, down, up, duration);
     let end = Instant::now();
     let damped = p.group(&p.a, "web");
-    // After the flapping, a is trusted again after its quiet period and
-    // preempts b.
+    let check = p.ipfail(&p.a, &["status", "--check"]);
+    let human = String::from_utf8_lossy(&p.ipfail(&p.a, &["status"]).stdout).into_owned();
     thread::sleep(500 * MS);
     let samples = sampler.stop();
     let (sent, replies, gap) = pinger.finish(&p, 10 * SEC);
@@ -330,6 +332,35 @@ fn flapping(
     );
     let log_a = p.log(&p.a);
     assert!(log_a.contains("link unstable"), "{log_a}");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "--check warns: {said}");
+    assert!(said.contains("web: link unstable"), "{said}");
+    assert!(human.contains("link: unstable"), "{human}");
+
+    if failback {
+        // Stable from now on: a is trusted again after its quiet period
+        // and preempts b (the ordinary preempt handover).
+        let sampler = p.lab.sampler(&[&p.a, &p.b]);
+        let back = p.wait_holder(&p.a, &p.b, 60 * SEC);
+        let samples = sampler.stop();
+        let (double, ip) = longest_double_hold(&samples);
+        // The last carrier loss happened within the last cut.
+        let (cut, restored) = *downs.last().expect("the link was cut");
+        let after = back - cut;
+        eprintln!(
+            "a stable again: it holds the IPs {} ms after its last cut began ({} s quiet period); double hold {} ms",
+            after.as_millis(),
+            DAMP_QUIET.as_secs(),
+            double.as_millis()
+        );
+        assert!(
+            after >= DAMP_QUIET && back - restored <= DAMP_QUIET + 10 * SEC,
+            "a took the group back {after:?} after its last cut began"
+        );
+        assert!(double <= 100 * MS, "{ip:?} held by both for {double:?}");
+        let log_a = p.log(&p.a);
+        assert!(log_a.contains("trusted again"), "{log_a}");
+    }
 }
 
 /// How long the link flaps: 20 s, or `$IPFAIL_FLAP_SECS` (up to 300) for
@@ -343,10 +374,10 @@ fn flap_time() -> Duration {
 
 #[test]
 fn a_master_flapping_every_200ms_hands_over_to_the_stable_backup() {
-    flapping("flap200", 100 * MS, 100 * MS, flap_time(), 3 * SEC);
+    flapping("flap200", 100 * MS, 100 * MS, flap_time(), 3 * SEC, false);
 }
 
 #[test]
 fn a_master_flapping_every_second_hands_over_to_the_stable_backup() {
-    flapping("flap1s", 500 * MS, 500 * MS, flap_time(), 6 * SEC);
+    flapping("flap1s", 500 * MS, 500 * MS, flap_time(), 6 * SEC, true);
 }
