@@ -785,10 +785,12 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
                 detail,
             } => info!(group = %name, %check,
                 "healthy ({check}: {detail}); advertising our own advbase/advskew"),
-            Event::Hold(h) if h.released() => warn!(group = %name, "{h}"),
-            Event::Hold(h) => info!(group = %name, "{h}"),
-            Event::Damping(d @ driver::Damping::Trusted) => info!(group = %name, "{d}"),
-            Event::Damping(d) => warn!(group = %name, "{d}"),
+            Event::Hold { hold } if hold.released() => warn!(group = %name, "{hold}"),
+            Event::Hold { hold } => info!(group = %name, "{hold}"),
+            Event::Damping {
+                change: c @ driver::Damping::Trusted,
+            } => info!(group = %name, "{c}"),
+            Event::Damping { change } => warn!(group = %name, "{change}"),
             Event::ReleaseLate => warn!(group = %name,
                 "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
         }

@@ -89,9 +89,11 @@ fn a_master_keeps_the_group_through_a_short_carrier_loss_and_adverts_at_once_on_
     assert!(d.wish().master, "the IPs stay");
     let ev = events(&mut d);
     assert!(
-        ev.contains(&Event::Hold(Hold::Started {
-            hold: t + 3000 * MS - HOLD_MARGIN - lost
-        })),
+        ev.contains(&Event::Hold {
+            hold: Hold::Started {
+                hold: t + 3000 * MS - HOLD_MARGIN - lost
+            }
+        }),
         "{ev:?}"
     );
     let back = t + 1100 * MS;
@@ -114,7 +116,9 @@ fn a_master_keeps_the_group_through_a_short_carrier_loss_and_adverts_at_once_on_
     assert_eq!(d.wish().announce, announce + 1, "neighbours are told again");
     let ev = events(&mut d);
     assert!(
-        ev.contains(&Event::Hold(Hold::Kept { down: 700 * MS })),
+        ev.contains(&Event::Hold {
+            hold: Hold::Kept { down: 700 * MS }
+        }),
         "{ev:?}"
     );
     assert!(transitions(&ev).is_empty(), "{ev:?}");
@@ -134,9 +138,14 @@ fn a_loss_longer_than_the_hold_releases_before_any_peer_can_declare_us_down() {
         let last = adverts.last().map_or(t, |(at, _)| *at);
         d.handle_link(lost, false);
         let ev = events(&mut d);
-        let held = ev
-            .iter()
-            .any(|e| matches!(e, Event::Hold(Hold::Started { .. })));
+        let held = ev.iter().any(|e| {
+            matches!(
+                e,
+                Event::Hold {
+                    hold: Hold::Started { .. }
+                }
+            )
+        });
         // The advert of 1 s went out 0 or 20 ms before the loss was seen:
         // perhaps on a dead link, so the hold counts from the one before.
         let basis = if lost.duration_since(last) < link::LOSS_GUARD {
@@ -153,13 +162,17 @@ fn a_loss_longer_than_the_hold_releases_before_any_peer_can_declare_us_down() {
             assert!(rest.is_empty(), "nothing sent while down: {rest:?}");
             let ev = events(&mut d);
             assert!(
-                ev.iter()
-                    .any(|e| matches!(e, Event::Hold(Hold::Expired { .. }))),
+                ev.iter().any(|e| matches!(
+                    e,
+                    Event::Hold {
+                        hold: Hold::Expired { .. }
+                    }
+                )),
                 "{ev:?}"
             );
             d.fsm().since()
         } else {
-            assert!(ev.contains(&Event::Hold(Hold::NoTime)), "{ev:?}");
+            assert!(ev.contains(&Event::Hold { hold: Hold::NoTime }), "{ev:?}");
             lost
         };
         assert_eq!(d.fsm().state(), State::Init, "lost after {lost_after} ms");
@@ -185,7 +198,9 @@ fn a_master_not_holding_every_ip_releases_at_once() {
     d.handle_link(t + 400 * MS, false);
     assert_eq!(d.fsm().state(), State::Init);
     assert!(!d.wish().master);
-    assert!(events(&mut d).contains(&Event::Hold(Hold::NotAllHeld)));
+    assert!(events(&mut d).contains(&Event::Hold {
+        hold: Hold::NotAllHeld
+    }));
 }
 
 #[test]
@@ -199,7 +214,10 @@ fn a_backup_that_loses_carrier_goes_to_init_as_before() {
     d.handle_link(t0 + 200 * MS, false);
     assert_eq!(d.fsm().state(), State::Init);
     let ev = events(&mut d);
-    assert!(!ev.iter().any(|e| matches!(e, Event::Hold(_))), "{ev:?}");
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Hold { .. })),
+        "{ev:?}"
+    );
 }
 
 /// Link down `down` ms, up `up` ms, `n` times from `t`.
@@ -231,8 +249,12 @@ fn a_flapping_master_hands_the_group_over_with_the_bow_out_after_the_release() {
     assert!(!d.wish().master, "the IPs go at once");
     let ev = events(&mut d);
     assert!(
-        ev.iter()
-            .any(|e| matches!(e, Event::Damping(Damping::Unstable { losses: 3, .. }))),
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Damping {
+                change: Damping::Unstable { losses: 3, .. }
+            }
+        )),
         "{ev:?}"
     );
     let tr = transitions(&ev);
@@ -307,7 +329,12 @@ fn a_flapping_master_hands_the_group_over_with_the_bow_out_after_the_release() {
         "{trusted:?}"
     );
     let ev = events(&mut d);
-    assert!(ev.contains(&Event::Damping(Damping::Trusted)), "{ev:?}");
+    assert!(
+        ev.contains(&Event::Damping {
+            change: Damping::Trusted
+        }),
+        "{ev:?}"
+    );
     assert!(!d.fsm().is_demoted());
 }
 

@@ -80,9 +80,7 @@ pub enum Event {
         reason: Reason,
     },
     /// The group's links came up (`true`) or lost carrier.
-    Link {
-        up: bool,
-    },
+    Link { up: bool },
     /// The group starts as master on its own leased IPs (a restart).
     Resuming,
     /// An exact tie with `peer`, due for a warning.
@@ -94,9 +92,10 @@ pub enum Event {
     /// Adverts that waited for the IPs to go were sent without the IP
     /// task's report after [`RELEASE_WAIT`].
     ReleaseLate,
-    /// Link hold and damping (`link.rs`).
-    Hold(Hold),
-    Damping(Damping),
+    /// What a master did about a carrier loss (`link.rs`).
+    Hold { hold: Hold },
+    /// The link's damping changed (`link.rs`).
+    Damping { change: Damping },
     /// The group's health changed: `check` decided it, `detail` is its
     /// last result.
     Health {
@@ -401,9 +400,11 @@ impl GroupDriver {
         if self.link.end_hold().is_some() && self.fsm.state() == State::Master {
             // Nobody can have declared us down: say we are here, and make
             // neighbours and switches that lost track of us look again.
-            self.events.push_back(Event::Hold(Hold::Kept {
-                down: self.link.down_for(now),
-            }));
+            self.events.push_back(Event::Hold {
+                hold: Hold::Kept {
+                    down: self.link.down_for(now),
+                },
+            });
             let (advbase, advskew) = self.fsm.advertised();
             self.run(
                 now,
@@ -433,14 +434,16 @@ impl GroupDriver {
             let hold = if !self.ips_held {
                 Hold::NotAllHeld
             } else if let Some(until) = self.link.start_hold(now, self.fsm.config().advbase) {
-                self.events.push_back(Event::Hold(Hold::Started {
-                    hold: until.saturating_duration_since(now),
-                }));
+                self.events.push_back(Event::Hold {
+                    hold: Hold::Started {
+                        hold: until.saturating_duration_since(now),
+                    },
+                });
                 return;
             } else {
                 Hold::NoTime
             };
-            self.events.push_back(Event::Hold(hold));
+            self.events.push_back(Event::Hold { hold });
         }
         let out = self.fsm.link_down(now);
         self.run(now, out);
@@ -451,9 +454,11 @@ impl GroupDriver {
         if self.link.hold().is_some_and(|t| t <= now) {
             self.link.end_hold();
             if !self.link_ok {
-                self.events.push_back(Event::Hold(Hold::Expired {
-                    down: self.link.down_for(now),
-                }));
+                self.events.push_back(Event::Hold {
+                    hold: Hold::Expired {
+                        down: self.link.down_for(now),
+                    },
+                });
                 let out = self.fsm.link_down(now);
                 self.run(now, out);
             }
@@ -466,7 +471,7 @@ impl GroupDriver {
     /// Logs a damping change; becoming unstable or trusted changes what
     /// we advertise (a MASTER that became unstable hands the group over).
     fn damping(&mut self, now: Instant, d: Damping) {
-        self.events.push_back(Event::Damping(d));
+        self.events.push_back(Event::Damping { change: d });
         if !matches!(d, Damping::Extended { .. }) {
             self.apply_demotion(now);
         }
@@ -533,10 +538,9 @@ impl GroupDriver {
                     self.events
                         .push_back(Event::Transition { from, to, reason });
                 }
-                Action::SendAdvert { advbase, advskew } if !self.link_ok && !releases => {
+                Action::SendAdvert { .. } if !self.link_ok && !releases => {
                     // The carrier is down: it cannot leave. A master that
                     // holds the group sends one when the carrier returns.
-                    let _ = (advbase, advskew);
                 }
                 Action::SendAdvert { advbase, advskew } => {
                     self.counter = self.counter.wrapping_add(1);
