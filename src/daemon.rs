@@ -24,6 +24,7 @@ use crate::carp::packet::Advert;
 use crate::config::{Config, Group};
 use crate::control::server as control_server;
 use crate::ipmgr::{Desired, GroupIpStatus, IpPlan};
+use crate::ipplan::IpState;
 use crate::sys::linux::{
     missing_capabilities, CarpSocket, CarpSocket6, LinkInfo, NetEvent, NetEvents, Netlink, SysError,
 };
@@ -683,6 +684,13 @@ impl Daemon {
                 .links
                 .iter()
                 .all(|n| self.carrier.get(n).copied().unwrap_or(false));
+            let held = g.ip_status.lock().is_ok_and(|st| {
+                g.cfg
+                    .ips
+                    .iter()
+                    .all(|n| st.ips.get(&n.addr) == Some(&IpState::Held))
+            });
+            g.driver.set_ips_held(held);
             g.driver.handle_link(now, ok);
             self.dirty = true;
             if flush(&self.ifaces, g).await {
@@ -800,6 +808,12 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
                 detail,
             } => info!(group = %name, %check,
                 "healthy ({check}: {detail}); advertising our own advbase/advskew"),
+            Event::Hold { hold } if hold.released() => warn!(group = %name, "{hold}"),
+            Event::Hold { hold } => info!(group = %name, "{hold}"),
+            Event::Damping {
+                change: c @ driver::Damping::Trusted,
+            } => info!(group = %name, "{c}"),
+            Event::Damping { change } => warn!(group = %name, "{change}"),
             Event::ReleaseLate => warn!(group = %name,
                 "IPs not removed within {:?}; sent the advert anyway", driver::RELEASE_WAIT),
             Event::PeerOnPreviousList { peer } => warn!(group = %name, %peer,

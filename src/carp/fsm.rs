@@ -122,6 +122,10 @@ pub enum Reason {
     /// The daemon restarted while our own leased IPs were still on the
     /// interface: it resumes as master at once ([`Fsm::resume`]).
     Resumed,
+    /// The link lost carrier `losses` times within `window`: a MASTER
+    /// hands the group over as when demoted, until the link is stable
+    /// (`daemon::driver::link`).
+    LinkUnstable { losses: usize, window: Duration },
 }
 
 impl Reason {
@@ -140,6 +144,7 @@ impl Reason {
             Reason::Shutdown => "shutdown",
             Reason::Unhealthy => "unhealthy",
             Reason::Resumed => "resumed",
+            Reason::LinkUnstable { .. } => "link_unstable",
         }
     }
 }
@@ -180,6 +185,11 @@ impl fmt::Display for Reason {
             Reason::Resumed => {
                 f.write_str("restarted holding our own leased IPs: resuming as master")
             }
+            Reason::LinkUnstable { losses, window } => write!(
+                f,
+                "link unstable: {losses} carrier losses in {} s: handed the group over",
+                window.as_secs()
+            ),
         }
     }
 }

@@ -74,6 +74,11 @@ pub struct GroupStatus {
     /// A forced takeover of the group's IPs; null if none.
     #[serde(default)]
     pub takeover: Option<TakeoverStatus>,
+    /// Carrier of the group's links: losses, a master's hold through a
+    /// short loss, damping of an unstable link (docs/design.md §5.7);
+    /// null from a daemon that predates it.
+    #[serde(default)]
+    pub link: Option<LinkStatus>,
     /// After a reload that changed the group's address list (its HMAC
     /// key) but not its pass: the previous list's grace and the peers
     /// still signing with it (docs/safety.md §10); null when no previous
@@ -105,6 +110,32 @@ pub struct PreviousListPeerStatus {
     pub adverts: u64,
     /// The address list its adverts are signed with.
     pub addresses: Vec<String>,
+}
+
+/// Carrier of a group's links (docs/design.md §5.7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    /// Every link of the group has carrier.
+    pub up: bool,
+    /// Carrier losses since the daemon started.
+    pub losses: u64,
+    /// Losses within the last `window_secs`.
+    pub losses_recent: u32,
+    pub window_secs: f64,
+    /// This many losses within the window make the link unstable.
+    pub damp_losses: u32,
+    /// Unstable: the group advertises as least preferred (255/255), so it
+    /// never preempts, and as master it handed the group over; it still
+    /// becomes master when nobody else advertises.
+    pub damped: bool,
+    /// Damped: seconds until the link is trusted again if it stays up
+    /// without a loss; null when not damped or while the link is down.
+    pub trusted_in_secs: Option<f64>,
+    /// How long an unstable link must stay up without a loss.
+    pub quiet_secs: f64,
+    /// A master keeping the group through a carrier loss: seconds until
+    /// it releases unless the carrier returns; null otherwise.
+    pub hold_left_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

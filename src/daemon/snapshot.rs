@@ -4,7 +4,7 @@
 //! replaces the snapshot in a `watch` channel, and the control thread reads
 //! the newest one. IP states are read live from the IP tasks' shared status.
 
-use super::driver::{AuthFailure, PreviousLists, TieSeen};
+use super::driver::{AuthFailure, LinkSnap, PreviousLists, TieSeen};
 use super::{Daemon, GroupRt, Iface};
 use crate::carp::fsm::{master_down_interval, State};
 use crate::carp::ipv4::RejectClass;
@@ -75,6 +75,7 @@ pub(crate) struct GroupSnap {
     master_down: Duration,
     adverts_previous_list: u64,
     previous: PreviousLists,
+    link: LinkSnap,
 }
 
 struct MasterSnap {
@@ -323,6 +324,7 @@ impl GroupSnap {
                 claims: f.claims,
             }),
             previous_list: self.previous_list(now, unix),
+            link: Some(self.link.status(now)),
         }
     }
 
@@ -451,6 +453,7 @@ fn group_snap(g: &GroupRt, ifaces: &BTreeMap<u64, Iface>) -> GroupSnap {
         master_down: master_down_interval(cfg.advbase, cfg.advskew),
         adverts_previous_list: stats.adverts_previous_list,
         previous: g.driver.previous_lists(Instant::now()),
+        link: g.driver.link().snap(g.driver.link_ok()),
     }
 }
 

@@ -289,6 +289,13 @@ fn group_problems(g: &GroupStatus) -> Vec<(Level, String)> {
             ),
         ));
     }
+    if let Some(p) = g
+        .link
+        .as_ref()
+        .and_then(|l| super::link::problem(&g.name, l))
+    {
+        out.push((Level::Warning, p));
+    }
     if g.flaps_recent >= FLAPS {
         out.push((
             Level::Warning,

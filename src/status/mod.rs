@@ -10,6 +10,7 @@
 //! not running"), 3 UNKNOWN.
 
 pub mod check;
+pub mod link;
 pub mod local;
 pub mod render;
 

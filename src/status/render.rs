@@ -113,6 +113,9 @@ fn details(out: &mut String, g: &GroupStatus) {
             )],
         );
     }
+    if let Some(link) = g.link.as_ref().and_then(super::link::detail) {
+        push_wrapped(out, "  link: ", &[link]);
+    }
     for state in ["held", "absent", "probing"] {
         let ips: Vec<String> = g
             .ips
@@ -462,6 +465,7 @@ pub(crate) mod tests {
             },
             auth: None,
             flaps_recent: 0,
+            link: None,
             ties: Vec::new(),
             takeover: None,
             previous_list: None,

@@ -20,6 +20,9 @@ use crate::carp::ipv4::Reject;
 use crate::carp::packet::{Advert, AuthDiagnosis, AuthKey, CARP_LEN};
 use crate::health::{GroupHealth, Outcome};
 use crate::ipmgr::Desired;
+pub use link::{
+    Damping, Hold, LinkSnap, LinkWatch, DAMP_LOSSES, DAMP_QUIET, DAMP_WINDOW, HOLD_MARGIN,
+};
 
 /// Pause before probing after preempting a live master: it drops the IPs
 /// on our first advert, within a few milliseconds; probing a moment later
@@ -140,6 +143,10 @@ pub enum Event {
     /// Our adverts are signed with the current address list from now on
     /// ([`PREVIOUS_LIST_SIGNED`] is over).
     SigningCurrentList,
+    /// What a master did about a carrier loss (`link.rs`).
+    Hold { hold: Hold },
+    /// The link's damping changed (`link.rs`).
+    Damping { change: Damping },
     /// The group's health changed: `check` decided it, `detail` is its
     /// last result.
     Health {
@@ -188,6 +195,10 @@ pub struct GroupDriver {
     /// The health checks say no (or have not said yes yet).
     unhealthy: bool,
     health: Option<GroupHealth>,
+    /// Carrier losses: the blip hold and damping.
+    link: LinkWatch,
+    /// The IP task holds every IP of the group (the shell says so).
+    ips_held: bool,
 }
 
 impl GroupDriver {
@@ -216,6 +227,8 @@ impl GroupDriver {
             operator_demoted: false,
             unhealthy: false,
             health: None,
+            link: LinkWatch::default(),
+            ips_held: false,
         }
     }
 
@@ -262,18 +275,38 @@ impl GroupDriver {
         }
     }
 
-    /// Advertise as least preferred while demoted by the operator or
-    /// unhealthy ([`Fsm::set_demoted`] has the rules).
+    /// Advertise as least preferred while demoted by the operator,
+    /// unhealthy or on an unstable link ([`Fsm::set_demoted`] has the
+    /// rules).
     fn apply_demotion(&mut self, now: Instant) {
         let why = if self.operator_demoted {
             Reason::Demoted
-        } else {
+        } else if self.unhealthy {
             Reason::Unhealthy
+        } else {
+            Reason::LinkUnstable {
+                losses: self.link.recent_losses(now),
+                window: DAMP_WINDOW,
+            }
         };
-        let out = self
-            .fsm
-            .set_demoted_because(now, self.operator_demoted || self.unhealthy, why);
+        let demoted = self.operator_demoted || self.unhealthy || self.link.damped();
+        let out = self.fsm.set_demoted_because(now, demoted, why);
         self.run(now, out);
+    }
+
+    /// The link's carrier losses, hold and damping (for status).
+    pub fn link(&self) -> &LinkWatch {
+        &self.link
+    }
+    pub fn link_ok(&self) -> bool {
+        self.link_ok
+    }
+
+    /// Whether the IP task holds every IP of the group now (the shell
+    /// reads its status before a link change): a master keeps the group
+    /// through a carrier loss only then.
+    pub fn set_ips_held(&mut self, held: bool) {
+        self.ips_held = held;
     }
 
     pub fn fsm(&self) -> &Fsm {
@@ -332,8 +365,12 @@ impl GroupDriver {
         wish
     }
 
-    /// The next signed advert to send, oldest first.
+    /// The next signed advert to send, oldest first; none while the
+    /// carrier is down (they wait for it: only a bow-out can be waiting).
     pub fn poll_transmit(&mut self) -> Option<[u8; CARP_LEN]> {
+        if !self.link_ok {
+            return None;
+        }
         self.out.pop_front()
     }
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -345,6 +382,7 @@ impl GroupDriver {
             self.held.as_ref().map(|h| h.until),
             // The oldest previous list stops being accepted.
             self.replaced.last().map(|t| *t + PREVIOUS_LIST_ACCEPTED),
+            self.link.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -464,6 +502,7 @@ impl GroupDriver {
             self.events
                 .push_back(Event::PeerOnCurrentList { peer: src });
         }
+        self.link.note_peer(advbase, advskew);
         let out = self.fsm.handle_advert(
             now,
             PeerAdvert {
@@ -524,6 +563,7 @@ impl GroupDriver {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.prune_keys(now);
+        self.link_timeout(now);
         if self.held.as_ref().is_some_and(|h| h.until <= now) {
             self.events.push_back(Event::ReleaseLate);
             self.send_held();
@@ -532,7 +572,9 @@ impl GroupDriver {
         self.run(now, out);
     }
 
-    /// Carrier of the group's links (all of them up and running).
+    /// Carrier of the group's links (all of them up and running). A
+    /// MASTER keeps the group through a short loss (`link.rs`, the blip
+    /// hold); losses are counted and an unstable link demotes the group.
     pub fn handle_link(&mut self, now: Instant, ok: bool) {
         // The first look at the links lets the IP task start (reconcile).
         self.wish.started = true;
@@ -541,9 +583,29 @@ impl GroupDriver {
         }
         self.link_ok = ok;
         self.events.push_back(Event::Link { up: ok });
-        let out = if !ok {
-            self.fsm.link_down(now)
-        } else if self.started {
+        if !ok {
+            self.link_lost(now);
+            return;
+        }
+        if let Some(d) = self.link.restored(now) {
+            self.damping(now, d);
+        }
+        if self.link.end_hold().is_some() && self.fsm.state() == State::Master {
+            // Nobody can have declared us down: say we are here, and make
+            // neighbours and switches that lost track of us look again.
+            self.events.push_back(Event::Hold {
+                hold: Hold::Kept {
+                    down: self.link.down_for(now),
+                },
+            });
+            let (advbase, advskew) = self.fsm.advertised();
+            self.run(
+                now,
+                vec![Action::SendAdvert { advbase, advskew }, Action::Reannounce],
+            );
+            return;
+        }
+        let out = if self.started {
             self.fsm.link_up(now)
         } else {
             self.started = true;
@@ -555,6 +617,57 @@ impl GroupDriver {
             }
         };
         self.run(now, out);
+    }
+
+    fn link_lost(&mut self, now: Instant) {
+        if let Some(d) = self.link.lost(now) {
+            self.damping(now, d);
+        }
+        if self.fsm.state() == State::Master {
+            let hold = if !self.ips_held {
+                Hold::NotAllHeld
+            } else if let Some(until) = self.link.start_hold(now, self.fsm.config().advbase) {
+                self.events.push_back(Event::Hold {
+                    hold: Hold::Started {
+                        hold: until.saturating_duration_since(now),
+                    },
+                });
+                return;
+            } else {
+                Hold::NoTime
+            };
+            self.events.push_back(Event::Hold { hold });
+        }
+        let out = self.fsm.link_down(now);
+        self.run(now, out);
+    }
+
+    /// The hold's end with the carrier still down, and the end of damping.
+    fn link_timeout(&mut self, now: Instant) {
+        if self.link.hold().is_some_and(|t| t <= now) {
+            self.link.end_hold();
+            if !self.link_ok {
+                self.events.push_back(Event::Hold {
+                    hold: Hold::Expired {
+                        down: self.link.down_for(now),
+                    },
+                });
+                let out = self.fsm.link_down(now);
+                self.run(now, out);
+            }
+        }
+        if let Some(d) = self.link.expire(now) {
+            self.damping(now, d);
+        }
+    }
+
+    /// Logs a damping change; becoming unstable or trusted changes what
+    /// we advertise (a MASTER that became unstable hands the group over).
+    fn damping(&mut self, now: Instant, d: Damping) {
+        self.events.push_back(Event::Damping { change: d });
+        if !matches!(d, Damping::Extended { .. }) {
+            self.apply_demotion(now);
+        }
     }
 
     /// The IP task finished the release of mastership `epoch`.
@@ -624,6 +737,10 @@ impl GroupDriver {
                     self.events
                         .push_back(Event::Transition { from, to, reason });
                 }
+                Action::SendAdvert { .. } if !self.link_ok && !releases => {
+                    // The carrier is down: it cannot leave. A master that
+                    // holds the group sends one when the carrier returns.
+                }
                 Action::SendAdvert { advbase, advskew } => {
                     self.counter = self.counter.wrapping_add(1);
                     let vhid = self.vhid();
@@ -661,10 +778,16 @@ impl GroupDriver {
                 self.send_held();
             }
         } else {
+            if !adverts.is_empty() {
+                self.link.note_sent(now);
+            }
             self.out.extend(adverts);
         }
     }
 }
 
+mod link;
+#[cfg(test)]
+mod link_tests;
 #[cfg(test)]
 mod tests;
