@@ -35,6 +35,11 @@ fn pair(test: &str) -> Option<Pair> {
     p.wait_group(&p.b, "web", "b follows a", 5 * SEC, |g| {
         g.state == "BACKUP" && g.master.as_ref().is_some_and(|m| m.address == "192.0.2.1")
     });
+    // The hold counts from an advert sent at least 50 ms before a loss
+    // (one sent later may not have left): right after its first advert a
+    // master has none to count from. a may have just become master (its
+    // probe ran during the wait, so it holds the IPs at once).
+    thread::sleep(200 * MS);
     Some(p)
 }
 
