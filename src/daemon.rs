@@ -321,6 +321,11 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     let (resync_tx, mut resync_rx) = mpsc::channel::<Vec<LinkInfo>>(4);
     let mut cmd_open = true;
     info!(groups = d.groups.len(), control_socket = %d.socket.display(), "ipfail daemon started");
+    // systemd: ready now (sockets open, first states known); the watchdog is fed by this loop.
+    let sd = crate::sys::linux::sd::Notifier::from_env();
+    sd.ready(format!("{} group(s)", d.groups.len()));
+    let mut keepalive =
+        tokio::time::interval(sd.keepalive_every().unwrap_or(Duration::from_secs(3600)));
 
     let stop = loop {
         let next = d
@@ -380,6 +385,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
                     cmd_open = false;
                 }
             },
+            _ = keepalive.tick(), if sd.keepalive_every().is_some() => sd.alive(),
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
         }
@@ -391,6 +397,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         Err(why) => why,
     };
     info!("{why}: stopping; masters bow out and every group's IPs are removed");
+    sd.stopping();
     // No more clients: the socket file goes now, so `ipfail status` says
     // the daemon is not running rather than hanging.
     control.stop();

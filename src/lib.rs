@@ -15,6 +15,7 @@ pub mod ipmgr;
 pub mod ipplan;
 pub mod ipwork;
 pub mod lockfile;
+pub mod logging;
 pub mod notify;
 pub mod probe;
 pub mod state;
