@@ -807,11 +807,11 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
         let v6 = iface.v6.as_ref().filter(|_| wants_v6(&g.cfg));
         while let Some(advert) = g.driver.poll_transmit() {
             if let Err(e) = iface.sock.send(&advert).await {
-                warn!(group = %name, dev = %iface.name, "sending advert: {e}");
+                crate::warn_limited!({ group = %name, dev = %iface.name, }, "sending advert: {e}");
             }
             if let Some(v6) = v6 {
                 if let Err(e) = v6.sock.send(&advert).await {
-                    warn!(group = %name, dev = %iface.name, "sending IPv6 advert: {e}");
+                    crate::warn_limited!({ group = %name, dev = %iface.name, }, "sending IPv6 advert: {e}");
                 }
             }
         }

@@ -16,6 +16,7 @@ pub mod ipplan;
 pub mod ipwork;
 pub mod lockfile;
 pub mod logging;
+pub mod lograte;
 pub mod notify;
 pub mod probe;
 pub mod state;
