@@ -79,12 +79,16 @@ fn the_daemon_runs_as_nobody_with_two_capabilities_and_a_read_only_proc_sys() {
         std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
     }
+    // A copy nobody can reach (the build tree may be under /root).
+    let bin = d.dir.join("ipfail");
+    std::fs::copy(BIN, &bin).unwrap();
+    let bin = bin.display();
     let script = format!(
         "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && \
          exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups \
          --inh-caps=-all,+net_raw,+net_admin --ambient-caps=-all,+net_raw,+net_admin \
          --bounding-set=-all,+net_raw,+net_admin --no-new-privs \
-         {BIN} daemon --log-format text -c {cfg}"
+         {bin} daemon --log-format text -c {cfg}"
     );
     let pid = spawn_sh(&d, &a, &script);
     wait_master(&d, &a);
