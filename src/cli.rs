@@ -26,6 +26,10 @@ pub enum Command {
         /// Log every received advert too.
         #[arg(short, long)]
         verbose: bool,
+        /// Log line format on stderr. Default: journald when stderr is systemd's journal
+        /// stream ($JOURNAL_STREAM), else text.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        log_format: Option<crate::logging::LogFormat>,
     },
     /// Validate a configuration file and print the groups it defines (like `nginx -t`).
     ///
@@ -64,6 +68,10 @@ pub enum Command {
         /// Skip the probe: take the IPs even if another host still answers for them.
         #[arg(long)]
         force: bool,
+        /// Format of the warnings on stderr (the report lines on stdout stay plain).
+        /// Default: journald when stderr is systemd's journal stream, else text.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        log_format: Option<crate::logging::LogFormat>,
     },
     /// Show every group's state and why, from the running daemon (or, without one, which
     /// configured IPs are on this host now).

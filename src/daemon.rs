@@ -340,6 +340,11 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     let (resync_tx, mut resync_rx) = mpsc::channel::<Vec<LinkInfo>>(4);
     let mut cmd_open = true;
     info!(groups = d.groups.len(), control_socket = %d.socket.display(), "ipfail daemon started");
+    // systemd: ready now (sockets open, first states known); the watchdog is fed by this loop.
+    let sd = crate::sys::linux::sd::Notifier::from_env();
+    sd.ready(format!("{} group(s)", d.groups.len()));
+    let mut keepalive =
+        tokio::time::interval(sd.keepalive_every().unwrap_or(Duration::from_secs(3600)));
 
     let stop = loop {
         let next = d
@@ -399,6 +404,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
                     cmd_open = false;
                 }
             },
+            _ = keepalive.tick(), if sd.keepalive_every().is_some() => sd.alive(),
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
         }
@@ -410,6 +416,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         Err(why) => why,
     };
     info!("{why}: stopping; masters bow out and every group's IPs are removed");
+    sd.stopping();
     // No more clients: the socket file goes now, so `ipfail status` says
     // the daemon is not running rather than hanging.
     control.stop();
@@ -832,11 +839,11 @@ async fn flush(ifaces: &BTreeMap<u64, Iface>, g: &mut GroupRt) -> bool {
         let v6 = iface.v6.as_ref().filter(|_| wants_v6(&g.cfg));
         while let Some(advert) = g.driver.poll_transmit() {
             if let Err(e) = iface.sock.send(&advert).await {
-                warn!(group = %name, dev = %iface.name, "sending advert: {e}");
+                crate::warn_limited!({ group = %name, dev = %iface.name, }, "sending advert: {e}");
             }
             if let Some(v6) = v6 {
                 if let Err(e) = v6.sock.send(&advert).await {
-                    warn!(group = %name, dev = %iface.name, "sending IPv6 advert: {e}");
+                    crate::warn_limited!({ group = %name, dev = %iface.name, }, "sending IPv6 advert: {e}");
                 }
             }
         }

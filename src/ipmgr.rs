@@ -385,7 +385,7 @@ impl Task {
                                 .map_err(|e| e.to_string())
                         };
                         if let Err(e) = &r {
-                            warn!(group = %self.g.group, ip = %net, "lease not renewed: {e}");
+                            crate::warn_limited!({ group = %self.g.group, ip = %net, }, "lease not renewed: {e}");
                         }
                         results.push((net, r));
                     }
@@ -404,7 +404,7 @@ impl Task {
                                 }
                                 Ok(AddrChange::AlreadyDone) => Ok(()),
                                 Err(e) => {
-                                    warn!(group = %g.group, ip = %net, dev = %g.ifname, "could not remove: {e}");
+                                    crate::warn_limited!({ group = %g.group, ip = %net, dev = %g.ifname, }, "could not remove: {e}");
                                     Err(e.to_string())
                                 }
                             };
@@ -459,7 +459,7 @@ impl Task {
                 Ok(())
             }
             Err(e) => {
-                warn!(group = %g.group, ip = %net, dev = %g.ifname, "could not add: {e}");
+                crate::warn_limited!({ group = %g.group, ip = %net, dev = %g.ifname, }, "could not add: {e}");
                 Err(e.to_string())
             }
         }
@@ -523,7 +523,7 @@ impl Task {
                 }
             }
             Err(e) => {
-                warn!(group = %self.g.group, "probe failed: {e}; not adding, will retry");
+                crate::warn_limited!({ group = %self.g.group, }, "probe failed: {e}; not adding, will retry");
                 if let Ok(mut s) = self.g.status.lock() {
                     *s.probes.entry("failed").or_default() += 1;
                 }
@@ -721,7 +721,7 @@ impl Task {
             Ok(seen) => self.planner.observed(Instant::now().into_std(), &seen),
             Err(e) => {
                 // Nothing learnt; the planner asks again at its next step.
-                warn!(group = %self.g.group, dev = %self.g.ifname, "cannot read the addresses: {e}");
+                crate::warn_limited!({ group = %self.g.group, dev = %self.g.ifname, }, "cannot read the addresses: {e}");
                 self.planner.observed_failed();
             }
         }
@@ -748,7 +748,9 @@ impl Task {
         for (ip, r) in self.nic().announce(&self.g.arp, ips).await {
             match r {
                 Ok(()) => sent += 1,
-                Err(e) => warn!(group = %self.g.group, ip = %ip, "announcement failed: {e}"),
+                Err(e) => {
+                    crate::warn_limited!({ group = %self.g.group, ip = %ip, }, "announcement failed: {e}")
+                }
             }
         }
         if let Ok(mut s) = self.g.status.lock() {

@@ -15,6 +15,8 @@ pub mod ipmgr;
 pub mod ipplan;
 pub mod ipwork;
 pub mod lockfile;
+pub mod logging;
+pub mod lograte;
 pub mod metrics;
 pub mod notify;
 pub mod probe;

@@ -3,6 +3,7 @@
 use clap::Parser;
 use ipfail::cli::{Cli, Command, Targets};
 use ipfail::control::{client, Request, Target};
+use ipfail::logging::LogFormat;
 use ipfail::{config, daemon, hook, status};
 use std::process::ExitCode;
 use tracing::Level;
@@ -17,10 +18,11 @@ fn main() -> ExitCode {
             action,
             dry_run,
             force,
+            log_format,
         } => {
             // Sys-layer warnings (e.g. ICMP unavailable) go to stderr; the
             // hook's own report is its stdout lines.
-            init_logging(Level::WARN);
+            init_logging(log_format, Level::WARN);
             ExitCode::from(hook::run(&hook::HookArgs {
                 config,
                 carp,
@@ -63,8 +65,12 @@ fn main() -> ExitCode {
         Command::Reload { config } => {
             ExitCode::from(client::run_command(&config, &Request::Reload))
         }
-        Command::Daemon { config, verbose } => {
-            init_logging(if verbose { Level::DEBUG } else { Level::INFO });
+        Command::Daemon {
+            config,
+            verbose,
+            log_format,
+        } => {
+            init_logging(log_format, if verbose { Level::DEBUG } else { Level::INFO });
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
                 Err(e) => {
@@ -142,10 +148,6 @@ fn targets(t: Targets) -> (std::path::PathBuf, Target) {
     (t.config, target)
 }
 
-fn init_logging(level: Level) {
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+fn init_logging(format: Option<LogFormat>, level: Level) {
+    ipfail::logging::init(format.unwrap_or_else(LogFormat::detect), level);
 }

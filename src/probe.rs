@@ -89,11 +89,15 @@ pub async fn probe_all(
     let by_arp = by_arp?;
     let by_ns = by_ns?;
     let by_ping = by_ping.unwrap_or_else(|e| {
-        tracing::warn!("ICMP echo probe on {ifname} failed ({e}); relying on the ARP probe");
+        crate::warn_limited!(
+            {},
+            "ICMP echo probe on {ifname} failed ({e}); relying on the ARP probe"
+        );
         HashMap::new()
     });
     let by_ping6 = by_ping6.unwrap_or_else(|e| {
-        tracing::warn!(
+        crate::warn_limited!(
+            {},
             "ICMPv6 echo probe on {ifname} failed ({e}); relying on the neighbor solicitation"
         );
         HashMap::new()

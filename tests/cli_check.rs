@@ -360,3 +360,58 @@ fn the_hosts_own_address_is_refused_and_left_alone() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README section "Running it on a pair of hosts", up to the next `## `.
+fn readme_pair_section() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("## Running it on a pair of hosts")
+        .expect("the README has its pair section");
+    let rest = &readme[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_string()
+}
+
+/// The README's pair example, as a new user copies it, passes `ipfail
+/// check` for both hosts (the standby with advskew 100, as its comment
+/// says); the section builds and installs before it runs `ipfail check`,
+/// and names the firewall rule and the client routing.
+#[test]
+fn the_readme_pair_example_passes_check_and_comes_in_order() {
+    let section = readme_pair_section();
+    let ini = section
+        .split("```ini\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("an ini block in the pair section");
+    let dir = scratch("readme-pair");
+    for (name, body) in [
+        ("master.cfg", ini.to_string()),
+        ("standby.cfg", ini.replace("advskew = 0", "advskew = 100")),
+    ] {
+        let path = write(&dir, name, &body);
+        let out = check_other_host(&path);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}:\n{body}\n{stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("configuration OK"), "{stdout}");
+        let web = stdout.lines().find(|l| l.starts_with("web ")).unwrap_or("");
+        assert!(web.contains("eth0") && web.contains(" 10 "), "{stdout}");
+    }
+    assert!(ini.contains("advskew = 0\n"), "{ini}");
+    let at = |what: &str| {
+        section
+            .find(what)
+            .unwrap_or_else(|| panic!("{what:?} not in the pair section"))
+    };
+    assert!(at("cargo build --release") < at("ipfail check -c"));
+    assert!(at("install -m 755 target/release/ipfail") < at("ipfail check -c"));
+    assert!(at("ipfail check -c") < at("systemctl enable --now ipfail"));
+    for want in ["224.0.0.18", "ff02::12", "l4proto 112", "-p 112", "on-link"] {
+        at(want);
+    }
+}

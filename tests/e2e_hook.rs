@@ -445,6 +445,18 @@ fn the_packaged_devd_actions_run_the_hook() {
     assert_eq!(actions.len(), 2, "one action per event model:\n{conf}");
     assert!(conf.contains("match \"subsystem\"\t\"(carp1|carp2)\";"));
     assert!(conf.contains("match \"type\"\t\t\"(MASTER|BACKUP|INIT)\";"));
+    // Only one rule runs per event (devd.conf(5)): ours match only the
+    // config's events, never every vhid, at the priority the comment explains.
+    assert!(
+        conf.contains("match \"subsystem\"\t\"(1|2)@igb1\";"),
+        "{conf}"
+    );
+    assert!(!conf.contains("[0-9]+@"), "a catch-all CARP match:\n{conf}");
+    let priorities: Vec<&str> = conf
+        .lines()
+        .filter_map(|l| l.strip_prefix("notify "))
+        .collect();
+    assert_eq!(priorities, ["10 {", "10 {"], "{conf}");
 
     let run = |action: &str, subsystem: &str, event: &str| -> String {
         let line = action

@@ -153,7 +153,7 @@ pub(crate) fn bind(global: &Global) -> Result<Bound, ControlError> {
     if let Some(gid) = gid {
         nix::unistd::chown(path, None, Some(gid)).map_err(|e| {
             let op = if e == nix::errno::Errno::EPERM {
-                "setting its group to control_group (needs CAP_CHOWN)"
+                "setting its group to control_group (needs CAP_CHOWN, or a daemon user in that group: SupplementaryGroups= in the unit)"
             } else {
                 "setting its group to control_group"
             };

@@ -10,6 +10,7 @@ pub mod events;
 pub mod icmp;
 pub mod ndp;
 pub mod netlink;
+pub mod sd;
 
 pub use crate::sys::SysError;
 pub use arp::{ArpSocket, ArpView};

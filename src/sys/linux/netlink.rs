@@ -10,7 +10,9 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
     AddressScope, CacheInfo,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{
+    AfSpecInet, AfSpecUnspec, InetDevConf, LinkAttribute, LinkFlags, LinkMessage,
+};
 use netlink_packet_route::AddressFamily;
 
 use super::caps::CAP_NET_ADMIN;
@@ -339,9 +341,42 @@ impl Netlink {
             });
         if has_secondaries {
             let link = self.link_by_index(ifindex).await?;
-            enable_promote_secondaries(&link.name)?;
+            self.enable_promote_secondaries(ifindex, &link.name).await?;
         }
         Ok(true)
+    }
+
+    /// Sets net.ipv4.conf.IFNAME.promote_secondaries=1 through rtnetlink
+    /// (RTM_SETLINK with IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF, which
+    /// sets only the entries it carries: net/ipv4/devinet.c
+    /// `inet_set_link_af`), not through /proc/sys: CAP_NET_ADMIN is all it
+    /// needs, so it works for a non-root daemon and under systemd's
+    /// `ProtectKernelTunables=` (a read-only /proc/sys).
+    async fn enable_promote_secondaries(&self, ifindex: u32, ifname: &str) -> Result<(), SysError> {
+        let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
+            return Ok(());
+        }
+        tracing::info!(
+            "setting net.ipv4.conf.{ifname}.promote_secondaries=1 so that deleting a primary \
+             address does not delete the secondary addresses of its subnet"
+        );
+        let mut conf = InetDevConf::default();
+        conf.promote_secondaries = 1;
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
+        self.handle.link().set(msg).execute().await.map_err(|e| {
+            nl_error(
+                "enable promote_secondaries (refusing to delete a primary address \
+                     that would take its secondary addresses with it)",
+                ifname,
+                e,
+            )
+        })
     }
 }
 
@@ -366,27 +401,6 @@ async fn dump<M, T>(
 fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, prefix: u8) -> bool {
     let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
     u32::from(a) & mask == u32::from(b) & mask
-}
-
-/// Sets net.ipv4.conf.IFNAME.promote_secondaries=1. A procfs write does not
-/// block on I/O, so it is done inline.
-fn enable_promote_secondaries(ifname: &str) -> Result<(), SysError> {
-    let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
-    if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
-        return Ok(());
-    }
-    tracing::info!(
-        "setting net.ipv4.conf.{ifname}.promote_secondaries=1 so that deleting a primary \
-         address does not delete the secondary addresses of its subnet"
-    );
-    std::fs::write(&path, "1").map_err(|e| {
-        SysError::os(
-            "enable promote_secondaries (refusing to delete a primary address \
-             that would take its secondary addresses with it)",
-            CAP_NET_ADMIN,
-            e,
-        )
-    })
 }
 
 fn check_prefix(addr: IpAddr, prefix: u8) -> Result<(), SysError> {
