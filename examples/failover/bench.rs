@@ -20,6 +20,8 @@ pub struct Opts {
     pub runs: usize,
     /// How long the link flaps.
     pub window: Duration,
+    /// Only these agents (`--agents ipfail,ucarp,keepalived`); all if empty.
+    pub only: Vec<String>,
 }
 
 const ALL: [Agent; 4] = [
@@ -33,7 +35,13 @@ type Results = HashMap<(&'static str, &'static str), Vec<Res<Vec<f64>>>>;
 
 pub fn bench(opts: &Opts) {
     let started = Instant::now();
-    let agents: Vec<Agent> = ALL.into_iter().filter(|a| a.installed()).collect();
+    let wanted = |a: &Agent| {
+        opts.only.is_empty() || opts.only.iter().any(|o| a.name().starts_with(o.as_str()))
+    };
+    let agents: Vec<Agent> = ALL
+        .into_iter()
+        .filter(|a| a.installed() && wanted(a))
+        .collect();
     println!(
         "failover bench: hosts a (preferred) and b (standby) and a client c in network namespaces;"
     );

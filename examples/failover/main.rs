@@ -4,7 +4,7 @@
 //! - `failover demo`: one ipfail pair and a client; election, link cut,
 //!   failover, failback, graceful stop; prints the merged timeline
 //!   (`demo.rs`).
-//! - `failover bench [--runs N] [--long]`: issue 9's scenarios (link cut,
+//! - `failover bench [--runs N] [--long] [--agents A,B]`: issue 9's scenarios (link cut,
 //!   SIGTERM, preempt back, demote, 757 IPs, a carrier blip, a flapping
 //!   link) for ipfail, ucarp and keepalived side by side, one table per
 //!   scenario with min / median / max over the runs (`bench.rs`).
@@ -54,10 +54,18 @@ fn main() {
                 .clamp(1, 50);
             let long = args.iter().any(|a| a == "--long");
             let window = if long { FLAP_WINDOW_LONG } else { FLAP_WINDOW };
-            bench::bench(&bench::Opts { runs, window });
+            let only = args
+                .iter()
+                .position(|a| a == "--agents")
+                .and_then(|i| args.get(i + 1))
+                .map(|list| list.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
+            bench::bench(&bench::Opts { runs, window, only });
         }
         other => {
-            eprintln!("usage: failover [demo | bench [--runs N] [--long]] (got {other:?})");
+            eprintln!(
+                "usage: failover [demo | bench [--runs N] [--long] [--agents ipfail,ucarp,keepalived]] (got {other:?})"
+            );
             std::process::exit(2);
         }
     }
