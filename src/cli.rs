@@ -5,10 +5,14 @@ use std::path::PathBuf;
 /// The default configuration path: the legacy ip_manager file's location.
 pub const DEFAULT_CONFIG: &str = "/usr/local/etc/mas_ip_manager.cfg";
 
+/// `ipfail --version`: the package version and, when built from a git
+/// checkout, the commit ("0.1.0 (git b1a6358)"); set by build.rs.
+pub const VERSION: &str = env!("IPFAIL_VERSION");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ipfail",
-    version,
+    version = VERSION,
     about = "Floating-IP failover agent speaking CARP v2 (pairs with ucarp and BSD kernel CARP)"
 )]
 pub struct Cli {
