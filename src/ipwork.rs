@@ -5,13 +5,13 @@
 //! and feed the results back to their planner.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::config::IpNet;
 use crate::conflict::{mac_text, Answerer};
 use crate::ipplan::Seen;
-use crate::probe::{probe_all, Responder};
+use crate::probe::{probe_all, split_families, Responder};
 use crate::sys::{
     announce_v6, ns_probe, AddrChange, AddrInfo, ArpSocket, Lifetime, Netlink, SysError,
 };
@@ -146,7 +146,7 @@ pub async fn claims(
     ips: &[IpAddr],
     timeout: Duration,
 ) -> Result<BTreeMap<IpAddr, Responder>, String> {
-    let (v4, v6) = split(ips);
+    let (v4, v6) = split_families(ips);
     let (by_arp, by_ns) = tokio::join!(
         arp.probe(&v4, timeout),
         ns_probe(ifname, ifindex, &v6, timeout)
@@ -165,18 +165,6 @@ pub async fn claims(
     Ok(out)
 }
 
-fn split(ips: &[IpAddr]) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for ip in ips {
-        match ip {
-            IpAddr::V4(a) => v4.push(*a),
-            IpAddr::V6(a) => v6.push(*a),
-        }
-    }
-    (v4, v6)
-}
-
 /// Who owns these MACs, as far as this host can tell: an ARP probe of the
 /// CARP peers' IPv4 source addresses (`peers`) says which MAC is which
 /// peer's, and the kernel's ARP table (`/proc/net/arp`, IPv4 only) names
@@ -189,7 +177,7 @@ pub async fn identify(
     skip: &[IpAddr],
     timeout: Duration,
 ) -> BTreeMap<[u8; 6], Answerer> {
-    let (v4, _) = split(peers);
+    let (v4, _) = split_families(peers);
     let peer_macs = match arp.probe(&v4, timeout).await {
         Ok(found) => found,
         Err(e) => {

@@ -50,6 +50,19 @@ pub struct ProbeOutcome {
     pub responder: Option<Responder>,
 }
 
+/// `ips` as their IPv4 and IPv6 addresses, each in order.
+pub fn split_families(ips: &[IpAddr]) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for ip in ips {
+        match ip {
+            IpAddr::V4(a) => v4.push(*a),
+            IpAddr::V6(a) => v6.push(*a),
+        }
+    }
+    (v4, v6)
+}
+
 /// Probes all `ips` concurrently: ARP probe through `arp` (the socket of
 /// interface `ifname`, index `ifindex`) and ICMP echo for IPv4, neighbor
 /// solicitation and ICMPv6 echo for IPv6, all ending after `timeout`.
@@ -65,20 +78,7 @@ pub async fn probe_all(
     ips: &[IpAddr],
     timeout: Duration,
 ) -> Result<Vec<ProbeOutcome>, SysError> {
-    let v4: Vec<Ipv4Addr> = ips
-        .iter()
-        .filter_map(|ip| match ip {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let v6: Vec<Ipv6Addr> = ips
-        .iter()
-        .filter_map(|ip| match ip {
-            IpAddr::V6(a) => Some(*a),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
+    let (v4, v6) = split_families(ips);
 
     let (by_arp, by_ping, by_ns, by_ping6) = tokio::join!(
         arp.probe(&v4, timeout),

@@ -1,42 +1,14 @@
 //! The blip hold and link damping in the driver, on a virtual clock.
 
+use super::tests::{events, ip, sent};
 use super::*;
-use crate::carp::fsm::{master_down_interval, FsmConfig, BOW_OUT};
-use std::net::Ipv4Addr;
+use crate::carp::fsm::{master_down_interval, BOW_OUT};
 
 const MS: Duration = Duration::from_millis(1);
 
-fn ip(last: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
-}
-
-fn key() -> AuthKey {
-    AuthKey::new(b"secret", &["203.0.113.10".parse().expect("literal")])
-}
-
-/// a: advskew 0, preempt on, source 192.0.2.1.
+/// a: advskew 0, preempt on, source 192.0.2.1 (the driver tests' helpers).
 fn driver(t0: Instant) -> GroupDriver {
-    let fsm = Fsm::new(
-        FsmConfig {
-            vhid: 10,
-            advbase: 1,
-            advskew: 0,
-            preempt: true,
-            local: ip(1),
-        },
-        t0,
-    );
-    GroupDriver::new(fsm, key(), 41, false)
-}
-
-fn sent(d: &mut GroupDriver) -> Vec<Advert> {
-    std::iter::from_fn(|| d.poll_transmit())
-        .map(|b| Advert::decode(&b).expect("our own adverts decode"))
-        .collect()
-}
-
-fn events(d: &mut GroupDriver) -> Vec<Event> {
-    std::iter::from_fn(|| d.poll_event()).collect()
+    super::tests::driver(0, false, t0)
 }
 
 /// Master on a silent LAN, every IP held; returns when its first advert left.

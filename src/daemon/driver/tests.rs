@@ -6,15 +6,15 @@ use crate::carp::packet::AuthDiagnosis;
 use crate::health::{GroupHealth, Outcome};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-fn ip(last: u8) -> IpAddr {
+pub(super) fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
 }
 
-fn key() -> AuthKey {
+pub(super) fn key() -> AuthKey {
     AuthKey::new(b"secret", &["203.0.113.10".parse().expect("literal")])
 }
 
-fn driver(advskew: u8, adopt: bool, t0: Instant) -> GroupDriver {
+pub(super) fn driver(advskew: u8, adopt: bool, t0: Instant) -> GroupDriver {
     let fsm = Fsm::new(
         FsmConfig {
             vhid: 10,
@@ -28,13 +28,13 @@ fn driver(advskew: u8, adopt: bool, t0: Instant) -> GroupDriver {
     GroupDriver::new(fsm, key(), 41, adopt)
 }
 
-fn sent(d: &mut GroupDriver) -> Vec<Advert> {
+pub(super) fn sent(d: &mut GroupDriver) -> Vec<Advert> {
     std::iter::from_fn(|| d.poll_transmit())
         .map(|b| Advert::decode(&b).expect("our own adverts decode"))
         .collect()
 }
 
-fn events(d: &mut GroupDriver) -> Vec<Event> {
+pub(super) fn events(d: &mut GroupDriver) -> Vec<Event> {
     std::iter::from_fn(|| d.poll_event()).collect()
 }
 
